@@ -1,0 +1,1 @@
+"""mailbot: an email-first ticketing daemon."""

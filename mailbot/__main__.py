@@ -1,0 +1,5 @@
+"""Allow `python -m mailbot`."""
+
+from mailbot.cli import main
+
+raise SystemExit(main())

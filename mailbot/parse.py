@@ -1,0 +1,160 @@
+"""Raw bytes -> ParsedMail: mail-parser for the fields, libmagic for every attachment's type.
+
+Nothing here trusts a declared Content-Type or a file name: `Part.detected_type` comes from
+the bytes. Parsing never raises for a broken mail; only an unusable one raises ParseError,
+which the pipeline turns into a quarantine with the reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import email.utils
+import logging
+import re
+from datetime import datetime
+from email.header import decode_header, make_header
+from email.message import Message
+
+import magic
+import mailparser
+
+from mailbot.mail import ParsedMail, Part, Shape
+
+MAGIC_SAMPLE = 64 * 1024
+
+# mail-parser logs a warning for every part type it does not extract; that is our job, not noise.
+logging.getLogger("mailparser").setLevel(logging.ERROR)
+_LINE_SPLIT = re.compile(rb"\r?\n")
+
+
+class ParseError(Exception):
+    """The bytes cannot be read as a mail at all."""
+
+
+def detect_type(payload: bytes) -> str:
+    """The MIME type libmagic finds in the content (sampled; the head decides)."""
+    if not payload:
+        return "application/x-empty"
+    return str(magic.from_buffer(payload[:MAGIC_SAMPLE], mime=True))
+
+
+def _decode(value: str | None) -> str:
+    """RFC 2047 words -> text; header folding becomes one space."""
+    if not value:
+        return ""
+    try:
+        text = str(make_header(decode_header(value)))
+    except (LookupError, UnicodeError, ValueError, binascii.Error):
+        text = value
+    return " ".join(text.split())
+
+
+def _addresses(message: Message, *names: str) -> tuple[str, ...]:
+    values = [str(v) for name in names for v in message.get_all(name, [])]
+    found: list[str] = []
+    for _, addr in email.utils.getaddresses(values):
+        addr = addr.strip().lower()
+        if "@" in addr and addr not in found:
+            found.append(addr)
+    return tuple(found)
+
+
+def _message_ids(value: str | None) -> tuple[str, ...]:
+    return tuple(re.findall(r"<[^<>\s]+>", value or ""))
+
+
+def _date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _shape(raw: bytes, message: Message) -> Shape:
+    header_count = len(message.keys())
+    longest_header = max((len(str(k)) + 2 + len(str(v)) for k, v in message.items()), default=0)
+    longest_line = max((len(line) for line in _LINE_SPLIT.split(raw)), default=0)
+    depth = part_count = 0
+    stack: list[tuple[Message, int]] = [(message, 1)]
+    while stack:
+        part, level = stack.pop()
+        part_count += 1
+        depth = max(depth, level)
+        payload = part.get_payload()
+        if part.is_multipart() and isinstance(payload, list):
+            stack.extend((child, level + 1) for child in payload if isinstance(child, Message))
+    return Shape(len(raw), header_count, longest_header, longest_line, depth, part_count)
+
+
+def _attachment(index: int, item: dict[str, object]) -> Part:
+    payload_text = str(item.get("payload") or "")
+    if item.get("binary"):
+        try:
+            payload = base64.b64decode(payload_text)
+        except (binascii.Error, ValueError):
+            payload = payload_text.encode("utf-8", "surrogateescape")
+    else:
+        payload = payload_text.encode("utf-8", "surrogateescape")
+    disposition = str(item.get("content-disposition") or "").split(";")[0].strip().lower() or None
+    return Part(
+        index=index,
+        declared_type=str(item.get("mail_content_type") or "application/octet-stream").lower(),
+        detected_type=detect_type(payload),
+        filename=_decode(str(item["filename"])) if item.get("filename") else None,
+        disposition=disposition,
+        content_id=str(item.get("content-id") or "").strip("<> ") or None,
+        payload=payload,
+    )
+
+
+def parse(raw: bytes) -> ParsedMail:
+    """Parse one RFC 5322 message. Raises ParseError only when nothing usable is there."""
+    try:
+        return _parse(raw)
+    except ParseError:
+        raise
+    except Exception as exc:  # any failure inside the parsers means "unreadable": quarantine it
+        raise ParseError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _header(message: Message, name: str) -> str | None:
+    value = message.get(name)
+    return None if value is None else str(value)
+
+
+def _parse(raw: bytes) -> ParsedMail:
+    parsed = mailparser.parse_from_bytes(raw)
+    message: Message | None = parsed.message
+    if message is None or not message.keys():
+        raise ParseError("no header fields found")
+    headers: dict[str, tuple[str, ...]] = {}
+    for name, value in message.items():
+        key = str(name).lower()
+        headers[key] = (*headers.get(key, ()), _decode(str(value)))
+    from_pairs = email.utils.getaddresses([str(v) for v in message.get_all("From", [])])
+    from_name, from_addr = from_pairs[0] if from_pairs else ("", "")
+    defects = tuple(
+        str(detail) for entry in parsed.defects for details in entry.values() for detail in details
+    )
+    return ParsedMail(
+        message_id=(_message_ids(_header(message, "Message-ID")) or (None,))[0],
+        subject=_decode(_header(message, "Subject")),
+        from_addr=from_addr.strip().lower(),
+        from_name=_decode(from_name),
+        to=_addresses(message, "To"),
+        cc=_addresses(message, "Cc"),
+        reply_to=_addresses(message, "Reply-To"),
+        date=_date(_header(message, "Date")),
+        in_reply_to=_message_ids(_header(message, "In-Reply-To")),
+        references=_message_ids(_header(message, "References")),
+        headers=headers,
+        text="\n".join(parsed.text_plain),
+        html="\n".join(parsed.text_html),
+        content_types=tuple(part.get_content_type() for part in message.walk()),
+        attachments=tuple(_attachment(i, item) for i, item in enumerate(parsed.attachments)),
+        shape=_shape(raw, message),
+        defects=defects,
+    )
