@@ -17,6 +17,7 @@ class Envelope:
     mail_from: str
     rcpt_to: tuple[str, ...]
     source: str  # "smtp", "imap:<account>", "replay"
+    declared_size: int | None = None  # RFC822.SIZE when IMAP fetched only the header of a huge mail
 
 
 @dataclass(frozen=True)
