@@ -8,11 +8,15 @@ silently fall back to a default.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 DEFAULT_CONFIG = "config.toml"
 
@@ -93,6 +97,70 @@ class TokenSettings(_Section):
     previous_secrets: tuple[str, ...] = ()
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_SPAN = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
+OpeningSpan = tuple[int, int]
+
+
+def _span_minutes(day: str, text: Any) -> OpeningSpan:
+    match = _SPAN.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise PydanticCustomError("hours_span", "{day}: expected 'HH:MM-HH:MM', got '{text}'",
+                                  {"day": day, "text": text})
+    h1, m1, h2, m2 = (int(group) for group in match.groups())
+    start, end = h1 * 60 + m1, h2 * 60 + m2
+    if m1 > 59 or m2 > 59 or not 0 <= start < end <= 24 * 60:
+        raise PydanticCustomError("hours_span", "{day}: '{text}' is not a time range within one day",
+                                  {"day": day, "text": text})
+    return start, end
+
+
+class HoursSettings(_Section):
+    """Business hours: when the answer-time clock runs (mailbot/hours.py computes with them)."""
+
+    timezone: str = "Europe/Berlin"
+    # Read as a table day -> ["HH:MM-HH:MM", ...] (days left out are closed, "24:00" may end a
+    # day); kept as seven tuples, Monday first, of (start, end) minutes after local midnight.
+    weekly: tuple[tuple[OpeningSpan, ...], ...] = Field(
+        default={day: ["09:00-16:00"] for day in WEEKDAYS[:5]}, validate_default=True
+    )
+    holidays: tuple[date, ...] = ()
+    target_hours: Annotated[float, Field(gt=0)] = 8.0
+
+    @field_validator("timezone", mode="after")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise PydanticCustomError("unknown_zone", "unknown time zone '{zone}'", {"zone": value}) from None
+        return value
+
+    @field_validator("weekly", mode="before")
+    @classmethod
+    def _parse_week(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise PydanticCustomError("hours_table", "expected a table of days ({days})",
+                                      {"days": ", ".join(WEEKDAYS)})
+        unknown = sorted(set(value) - set(WEEKDAYS))
+        if unknown:
+            raise PydanticCustomError("hours_day", "unknown day '{day}'; use {days}",
+                                      {"day": unknown[0], "days": ", ".join(WEEKDAYS)})
+        week = []
+        for day in WEEKDAYS:
+            spans = value.get(day, [])
+            if not isinstance(spans, list | tuple):
+                raise PydanticCustomError("hours_span", "{day}: expected a list of 'HH:MM-HH:MM'",
+                                          {"day": day})
+            parsed = sorted(_span_minutes(day, span) for span in spans)
+            if any(prev[1] > nxt[0] for prev, nxt in zip(parsed, parsed[1:], strict=False)):
+                raise PydanticCustomError("hours_overlap", "{day}: time ranges overlap", {"day": day})
+            week.append(tuple(parsed))
+        if not any(week):
+            raise PydanticCustomError("hours_closed", "at least one day needs opening hours")
+        return tuple(week)
+
+
 class Settings(_Section):
     service: ServiceSettings
     smtp: SmtpSettings = SmtpSettings()
@@ -101,6 +169,7 @@ class Settings(_Section):
     storage: StorageSettings = StorageSettings()
     policy: PolicySettings = PolicySettings()
     templates: TemplateSettings = TemplateSettings()
+    hours: HoursSettings = HoursSettings()
     tokens: TokenSettings
     source: str = DEFAULT_CONFIG
 

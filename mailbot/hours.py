@@ -1,0 +1,71 @@
+"""Business hours: when an answer is due, whether it is overdue, and how to say so in a receipt.
+
+Support promises are made in business time ("within 8 hours, Mo-Fr 09:00-16:00", seed 003), so a
+Friday 15:30 mail is due on Tuesday 10:30, not on Friday at 23:30. Opening hours are wall-clock
+times in the configured zone, while the time that counts is real elapsed time: each opening span
+is turned into two instants with zoneinfo and measured in UTC, so DST switches need no special case.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+from mailbot.config import HoursSettings
+
+_DAY = 24 * 60
+_WEEKDAYS = {
+    "de": ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag"),
+    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+}
+_MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _instant(day: date, minute: int, zone: ZoneInfo) -> datetime:
+    """The UTC instant of a wall-clock minute of `day`; minute 1440 is the next midnight."""
+    if minute == _DAY:
+        day, minute = day + timedelta(days=1), 0
+    local = datetime.combine(day, time(minute // 60, minute % 60), tzinfo=zone)
+    return local.astimezone(UTC)
+
+
+def due_at(start: datetime, hours: float, settings: HoursSettings) -> datetime:
+    """The moment `hours` of business time after `start`, in the configured zone.
+
+    A start outside business hours counts from the next opening; holidays are closed all day.
+    A due time that ends a span exactly is returned as that closing time, not the next opening.
+    """
+    if start.utcoffset() is None:
+        raise ValueError("start must be an aware datetime")
+    if not (math.isfinite(hours) and hours >= 0):
+        raise ValueError(f"hours must be a finite number >= 0, got {hours}")
+    zone = ZoneInfo(settings.timezone)
+    now = start.astimezone(UTC)
+    remaining = timedelta(hours=hours)
+    day = start.astimezone(zone).date()
+    while True:  # terminates: config guarantees an open weekday and holidays are finitely many
+        if day not in settings.holidays:
+            for first, last in settings.weekly[day.weekday()]:
+                opens, closes = _instant(day, first, zone), _instant(day, last, zone)
+                if closes <= now:
+                    continue
+                begin = max(opens, now)
+                if remaining <= closes - begin:
+                    return (begin + remaining).astimezone(zone)
+                remaining -= closes - begin
+        day += timedelta(days=1)
+
+
+def is_overdue(start: datetime, now: datetime, settings: HoursSettings) -> bool:
+    """Whether the answer target (`settings.target_hours`) for a mail received at `start` has passed."""
+    return now > due_at(start, settings.target_hours, settings)
+
+
+def describe(due: datetime, language: Literal["de", "en"]) -> str:
+    """`due` as a receipt would say it, in due's own zone: 'Dienstag, 24.11.2026, 10:30 Uhr'."""
+    weekday = _WEEKDAYS[language][due.weekday()]
+    if language == "de":
+        return f"{weekday}, {due:%d.%m.%Y, %H:%M} Uhr"
+    return f"{weekday}, {due.day} {_MONTHS_EN[due.month - 1]} {due.year}, {due:%H:%M}"
