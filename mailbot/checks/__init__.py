@@ -9,13 +9,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from mailbot.checks import attachments, autoreply, bounce, bulk, encrypted, loop, rich_text, shape, size
 from mailbot.config import Settings
 from mailbot.mail import Envelope, ParsedMail
 from mailbot.verdicts import Accept, Decision
 
 Rule = Callable[[ParsedMail, Envelope, Settings], Decision | None]
 
-RULES: tuple[tuple[str, Rule], ...] = ()
+# Robots first: nothing below may ever answer a machine. Then what can be judged without
+# looking into the parts (size, shape), then the parts themselves, most specific reason first.
+RULES: tuple[tuple[str, Rule], ...] = (
+    ("loop", loop.check),
+    ("bounce", bounce.check),
+    ("auto_reply", autoreply.check),
+    ("bulk", bulk.check),
+    ("too_large", size.check),
+    ("shape", shape.check),
+    ("rich_text", rich_text.check),
+    ("encrypted", encrypted.check),
+    ("attachments", attachments.check),
+)
 
 
 def run(mail: ParsedMail, envelope: Envelope, settings: Settings) -> tuple[Decision, list[str]]:
