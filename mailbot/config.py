@@ -91,6 +91,27 @@ class TemplateSettings(_Section):
     language: Literal["de", "en"] = "de"
 
 
+class LimitsSettings(_Section):
+    """Shape limits: a mail beyond any of them is quarantined for a human rather than judged."""
+
+    header_count: Annotated[int, Field(ge=1, strict=True)] = 500
+    header_length: Annotated[int, Field(ge=78, strict=True)] = 32 * 1024
+    line_length: Annotated[int, Field(ge=998, strict=True)] = 128 * 1024
+    mime_depth: Annotated[int, Field(ge=1, strict=True)] = 20
+    part_count: Annotated[int, Field(ge=1, strict=True)] = 200
+
+
+class AttachmentSettings(_Section):
+    """Which attachments pass, judged by libmagic's type of the content, and the ZIP limits."""
+
+    allowed_types: tuple[str, ...] = ("image/jpeg", "image/png")
+    max_zip_files: Annotated[int, Field(ge=0, strict=True)] = 1
+    zip_max_entries: Annotated[int, Field(ge=1, strict=True)] = 1000
+    zip_max_total_uncompressed: Annotated[int, Field(ge=1, strict=True)] = 200 * 1024 * 1024
+    zip_max_ratio: Annotated[float, Field(gt=1)] = 100.0
+    zip_max_nesting: Annotated[int, Field(ge=0, strict=True)] = 2
+
+
 class TokenSettings(_Section):
     prefix: Annotated[str, Field(pattern=r"^[A-Z]{2,8}$")] = "SVC"
     secret: Annotated[str, Field(min_length=16)]
@@ -169,6 +190,8 @@ class Settings(_Section):
     storage: StorageSettings = StorageSettings()
     policy: PolicySettings = PolicySettings()
     templates: TemplateSettings = TemplateSettings()
+    limits: LimitsSettings = LimitsSettings()
+    attachments: AttachmentSettings = AttachmentSettings()
     hours: HoursSettings = HoursSettings()
     tokens: TokenSettings
     source: str = DEFAULT_CONFIG
