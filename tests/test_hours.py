@@ -24,8 +24,8 @@ CHRISTMAS = HoursSettings.model_validate({"holidays": ["2026-12-24", date(2026, 
 ALWAYS = HoursSettings.model_validate({"weekly": {day: ["00:00-24:00"] for day in WEEKDAYS}})
 
 
-def berlin(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=BERLIN)  # type: ignore[misc]
+def berlin(year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, second, tzinfo=BERLIN)
 
 
 @pytest.mark.parametrize(
