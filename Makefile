@@ -1,0 +1,35 @@
+# The two commands a new user needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Install and run the daemon on the bundled config.toml (SMTP on 127.0.0.1:8025, SQLite and
+## outgoing Maildir under ./data/).
+run: install
+	$(BIN)/mailbot --config config.toml run
+
+## Install everything (Python packages, libmagic, Dovecot where missing) and run all checks.
+test: install
+	sh scripts/install-system-deps.sh
+	$(BIN)/ruff check mailbot tests bench
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check mailbot tests bench
+
+## Load figures, not tests: each prints its numbers beside a same-run baseline.
+bench: install
+	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .ruff_cache .mypy_cache

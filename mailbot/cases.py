@@ -1,0 +1,183 @@
+"""Case actions: open a case, add a reply, refuse a mail — each with its notices, in one transaction.
+
+The receipt is rendered and queued in the same transaction that opens the case, so a case
+never exists without its receipt, and a receipt never goes out for a case that rolled back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlmodel import Session, select
+
+from mailbot import casetoken, outbox, quotes, subjects
+from mailbot.config import Settings
+from mailbot.files import FileStore
+from mailbot.logs import event
+from mailbot.mail import ParsedMail
+from mailbot.models import Attachment, Case, Message, Participant, utcnow
+from mailbot.notices import Notices
+
+NUMBER_BASE = 10000
+
+
+@dataclass
+class Context:
+    """What one message's processing works with; `queued` collects the notices it queued."""
+
+    db: Session
+    settings: Settings
+    notices: Notices
+    files: FileStore
+    spool_id: int | None
+    dry_run: bool = False
+    queued: list[dict[str, str]] = field(default_factory=list)
+
+
+def _aware(moment: datetime) -> datetime:
+    """Mail dates without a zone (`-0000`) are taken as UTC."""
+    return moment if moment.utcoffset() is not None else moment.replace(tzinfo=UTC)
+
+
+def _addresses(values: tuple[str, ...]) -> str:
+    return ",".join(values)
+
+
+def own_addresses(settings: Settings) -> set[str]:
+    return {*settings.service.addresses, settings.service.noreply.lower()}
+
+
+def customer_side(ctx: Context, case: Case) -> list[str]:
+    """Requester and CC participants: the people who get the case's outgoing mail."""
+    query = select(Participant.address).where(Participant.case_id == case.id, Participant.role != "agent")
+    return list(ctx.db.exec(query).all())
+
+
+def add_participants(ctx: Context, case: Case, addresses: list[str], role: str) -> None:
+    known = set(ctx.db.exec(select(Participant.address).where(Participant.case_id == case.id)).all())
+    for address in dict.fromkeys(addresses):
+        if address and address not in known and address not in own_addresses(ctx.settings):
+            ctx.db.add(Participant(case_id=case.id, address=address, role=role))
+            known.add(address)
+    ctx.db.flush()
+
+
+def record_message(ctx: Context, case: Case, mail: ParsedMail, *, kind: str = "mail") -> Message:
+    """Store an incoming mail on the case with its attachments (files by content hash)."""
+    row = Message(
+        case_id=case.id,
+        spool_id=ctx.spool_id,
+        direction="in",
+        message_id=mail.message_id,
+        from_addr=mail.from_addr,
+        to_addrs=_addresses(mail.to),
+        cc_addrs=_addresses(mail.cc),
+        subject=mail.subject,
+        text=mail.text,
+        text_new=quotes.new_part(mail.text),
+        html=mail.html,
+        date=_aware(mail.date) if mail.date else utcnow(),
+        kind=kind,
+    )
+    ctx.db.add(row)
+    ctx.db.flush()
+    for part in mail.attachments:
+        digest = ctx.files.put(part.payload)
+        ctx.db.add(
+            Attachment(
+                message_row_id=row.id,
+                filename=part.filename,
+                detected_type=part.detected_type,
+                size=part.size,
+                sha256=digest,
+            )
+        )
+    case.updated = utcnow()
+    ctx.db.add(case)
+    return row
+
+
+def send(
+    ctx: Context,
+    kind: str,
+    recipients: list[str],
+    context: dict[str, object],
+    *,
+    case: Case | None,
+    answering: ParsedMail | None,
+    deadline_minutes: int | None = None,
+) -> None:
+    """Render and queue one notice per recipient, threaded to the mail it answers."""
+    deadline = utcnow() + timedelta(minutes=deadline_minutes) if deadline_minutes else None
+    for recipient in dict.fromkeys(recipients):
+        if not recipient or recipient in own_addresses(ctx.settings):
+            continue
+        message = ctx.notices.compose(
+            kind,
+            [recipient],
+            {"case": case, "tag": casetoken.tag(case.token) if case and case.token else "", **context},
+            replies_to_service=case is not None,
+            in_reply_to=answering.message_id if answering else None,
+            references=answering.references if answering else (),
+        )
+        row = outbox.queue(
+            ctx.db, message, kind=kind, recipient=recipient, settings=ctx.settings,
+            case_id=case.id if case else None, deadline=deadline,
+        )
+        if row is None:
+            continue
+        if not ctx.dry_run:
+            event("notice-queued", kind=kind, to=recipient, case=case.number if case else None,
+                  message_id=row.message_id, spool=ctx.spool_id)
+        ctx.queued.append({"kind": kind, "to": recipient})
+        if case is not None:
+            ctx.db.add(
+                Message(
+                    case_id=case.id, direction="out", message_id=row.message_id,
+                    from_addr=ctx.settings.service.noreply, to_addrs=recipient,
+                    subject=str(message["Subject"]), text=message.get_content(), kind="notice",
+                )
+            )
+
+
+def open_case(ctx: Context, mail: ParsedMail) -> Case:
+    """A new case from a customer's mail; its receipt is queued in the same transaction."""
+    subject = subjects.strip_prefixes(mail.subject) or "(ohne Betreff)"
+    case = Case(subject=subject, requester=mail.from_addr, status="new")
+    ctx.db.add(case)
+    ctx.db.flush()
+    assert case.id is not None
+    case.number = NUMBER_BASE + case.id
+    case.token = casetoken.make(case.number, ctx.settings.tokens)
+    ctx.db.add(case)
+    add_participants(ctx, case, [mail.from_addr], "requester")
+    add_participants(ctx, case, [*mail.to, *mail.cc], "cc")
+    record_message(ctx, case, mail)
+    send(
+        ctx, "receipt", customer_side(ctx, case),
+        {"original_subject": subject, "answer_due": None},
+        case=case, answering=mail, deadline_minutes=ctx.settings.policy.receipt_window_minutes,
+    )
+    return case
+
+
+def add_reply(ctx: Context, case: Case, mail: ParsedMail) -> Message:
+    """Append a participant's reply and confirm it with a short receipt."""
+    row = record_message(ctx, case, mail)
+    add_participants(ctx, case, [*mail.to, *mail.cc], "cc")
+    send(
+        ctx, "reply_receipt", [mail.from_addr],
+        {"original_subject": case.subject, "answer_due": None},
+        case=case, answering=mail, deadline_minutes=ctx.settings.policy.receipt_window_minutes,
+    )
+    return row
+
+
+def refuse(ctx: Context, mail: ParsedMail, reason: str, details: tuple[str, ...], case: Case | None = None) -> None:
+    """Tell the sender why their mail was not taken (one template per reason)."""
+    send(
+        ctx, reason, [mail.from_addr],
+        {"original_subject": mail.subject, "details": list(details), "case": case},
+        case=None, answering=mail,
+    )

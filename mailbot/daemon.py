@@ -1,0 +1,122 @@
+"""Composition root: database, SMTP intake, pipeline and outbox workers, scheduler, signals.
+
+Shutdown is ordered so nothing is lost: refuse new mail (421), let in-flight DATA finish
+storing, finish the message being processed, then stop. Anything not yet processed or sent
+is still in the spool or the outbox and is picked up at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.engine import Engine
+
+from mailbot import config, db, pipeline
+from mailbot.config import Settings
+from mailbot.intake_smtp import SmtpIntake, factory
+from mailbot.logs import event
+from mailbot.notices import Notices
+from mailbot.outbox import Courier
+
+DRAIN_SECONDS = 30.0
+BATCH = 50
+
+
+class Worker:
+    """Runs a blocking `step` in a thread whenever woken, until a step finds nothing to do."""
+
+    def __init__(self, name: str, step: Callable[[], int]) -> None:
+        self.name = name
+        self.step = step
+        self.wake = asyncio.Event()
+        self.stopping = False
+
+    async def run(self) -> None:
+        while not self.stopping:
+            await self.wake.wait()
+            self.wake.clear()
+            while not self.stopping and await asyncio.to_thread(self.step) >= BATCH:
+                pass
+
+
+class Daemon:
+    def __init__(self, config_path: str, settings: Settings) -> None:
+        self.config_path = config_path
+        self.current = settings
+        self.engine: Engine = db.make_engine(settings.database.url)
+        self.notices = Notices(settings)
+        self.courier = Courier(self.engine, settings)
+        self.stop_requested = asyncio.Event()
+
+    def settings(self) -> Settings:
+        return self.current
+
+    def reload(self) -> None:
+        """SIGHUP: take a good edit of config.toml; keep running on the old one if it is broken."""
+        try:
+            fresh = config.load(self.config_path)
+        except config.ConfigError as exc:
+            for problem in exc.problems:
+                event("config-rejected", problem=problem)
+            return
+        self.current = fresh
+        self.notices = Notices(fresh)
+        self.courier.settings = fresh
+        event("config-reloaded", file=self.config_path)
+
+    def _process_batch(self) -> int:
+        count = pipeline.process_pending(self.engine, self.current, BATCH, self.notices, should_stop=self._stopping)
+        if count:
+            self.loop.call_soon_threadsafe(self.outbox.wake.set)
+        return count
+
+    def _stopping(self) -> bool:
+        return self.pipeline.stopping
+
+    def on_stored(self, _spool_id: int) -> None:
+        self.loop.call_soon_threadsafe(self.pipeline.wake.set)
+
+    async def run(self) -> int:
+        self.loop = asyncio.get_running_loop()
+        settings = self.current
+        self.pipeline = Worker("pipeline", self._process_batch)
+        self.outbox = Worker("outbox", lambda: self.courier.deliver_due(BATCH))
+        intake = SmtpIntake(self.engine, self.settings, self.on_stored)
+        server = await self.loop.create_server(factory(intake, settings), settings.smtp.host, settings.smtp.port)
+        port = server.sockets[0].getsockname()[1]
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(signum, self.stop_requested.set)
+        self.loop.add_signal_handler(signal.SIGHUP, self.reload)
+
+        scheduler = AsyncIOScheduler()
+        scheduler.add_job(self.pipeline.wake.set, "interval", seconds=30, id="spool-sweep")
+        scheduler.add_job(self.outbox.wake.set, "interval", seconds=5, id="outbox-deliver")
+        scheduler.add_job(self._check_breaches, "interval", seconds=60, id="receipt-window")
+        scheduler.start()
+        tasks = [asyncio.create_task(self.pipeline.run()), asyncio.create_task(self.outbox.run())]
+        self.pipeline.wake.set()  # whatever a previous run left unprocessed goes first
+        self.outbox.wake.set()
+        event("started", smtp=f"{settings.smtp.host}:{port}", database=self.engine.url.render_as_string(),
+              relay=settings.relay.mode)
+
+        await self.stop_requested.wait()
+        event("stopping")
+        intake.draining = True
+        deadline = self.loop.time() + DRAIN_SECONDS
+        while intake.in_flight and self.loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        server.close()
+        scheduler.shutdown(wait=False)
+        for worker in (self.pipeline, self.outbox):
+            worker.stopping = True
+            worker.wake.set()
+        await asyncio.gather(*tasks)
+        self.engine.dispose()
+        event("stopped")
+        return 0
+
+    async def _check_breaches(self) -> None:
+        await asyncio.to_thread(self.courier.log_breaches)

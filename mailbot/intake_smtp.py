@@ -1,0 +1,94 @@
+"""SMTP intake (aiosmtpd): only configured recipients, size via SIZE, 250 only once stored.
+
+Answers: 550 5.1.1 for any recipient that is not a service address (no open relay), 552 for
+mail over the limit (aiosmtpd, advertised through SIZE), 451 when storing fails (never
+aiosmtpd's default 500 that shows the exception), 421 while shutting down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
+from aiosmtpd.smtp import Session as SmtpSession
+from sqlalchemy.engine import Engine
+
+from mailbot import inbox
+from mailbot.config import Settings
+from mailbot.logs import event
+from mailbot.mail import Envelope
+
+
+class SmtpIntake:
+    """The aiosmtpd handler; `settings` is re-read on every use so a reload takes effect at once."""
+
+    def __init__(self, engine: Engine, settings: Callable[[], Settings], on_stored: Callable[[int], None]) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.on_stored = on_stored
+        self.draining = False
+        self.in_flight = 0
+
+    async def handle_MAIL(
+        self, server: SMTP, session: SmtpSession, envelope: SmtpEnvelope, address: str, mail_options: list[str]
+    ) -> str:
+        if self.draining:
+            return "421 4.3.2 Service shutting down, try again later"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: SmtpSession, envelope: SmtpEnvelope, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address.lower() not in self.settings().service.addresses:
+            event("rcpt-refused", logging.WARNING, rcpt=address, peer=session.peer[0] if session.peer else None)
+            return f"550 5.1.1 <{address}>: no such service address here"
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: SmtpEnvelope) -> str:
+        raw = envelope.original_content or b""
+        mail = Envelope(
+            mail_from=envelope.mail_from or "",
+            rcpt_to=tuple(a.lower() for a in envelope.rcpt_tos),
+            source="smtp",
+        )
+        self.in_flight += 1
+        try:
+            stored = await asyncio.to_thread(inbox.store, self.engine, raw, mail)
+        except Exception as exc:
+            event("store-failed", logging.ERROR, error=f"{type(exc).__name__}: {exc}", mail_from=mail.mail_from)
+            return "451 4.3.0 Message not stored, please try again later"
+        finally:
+            self.in_flight -= 1
+        event("stored", spool=stored.spool_id, source="smtp", size=len(raw), duplicate=stored.duplicate or None,
+              mail_from=mail.mail_from)
+        if not stored.duplicate:
+            self.on_stored(stored.spool_id)
+        return f"250 2.0.0 Queued as {stored.spool_id}"
+
+    async def handle_exception(self, error: Exception) -> str:
+        event("smtp-error", logging.ERROR, error=f"{type(error).__name__}: {error}")
+        return "451 4.3.0 Temporary server error, please try again later"
+
+
+def factory(intake: SmtpIntake, settings: Settings) -> Callable[[], Any]:
+    """Protocol factory for loop.create_server: one aiosmtpd SMTP per connection."""
+    smtp = settings.smtp
+
+    def make() -> SMTP:
+        return SMTP(
+            intake,
+            data_size_limit=smtp.max_message_size,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=smtp.hostname,
+            ident="mailbot",
+        )
+
+    return make

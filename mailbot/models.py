@@ -1,0 +1,131 @@
+"""The tables. One row type per thing an operator can point at: a spooled mail, a case,
+a message on it, a stored attachment, a participant, a queued outgoing mail.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, LargeBinary, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class InboundSpool(SQLModel, table=True):
+    """Raw mail exactly as received, stored before SMTP says 250 or IMAP moves it.
+
+    `dedupe_key` (sender + Message-ID, or a hash of the bytes) makes MTA retries and the same
+    mail arriving by two routes land once; `source_key` is the IMAP (account, folder,
+    UIDVALIDITY, UID). A row is `pending` until processed, then `done` or `quarantined`.
+    """
+
+    __tablename__ = "inbound_spool"
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime = Field(default_factory=utcnow)
+    source: str
+    source_key: str | None = Field(default=None, unique=True)
+    dedupe_key: str = Field(unique=True)
+    mail_from: str
+    rcpt_to: str
+    declared_size: int | None = None
+    message_id: str | None = Field(default=None, index=True)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status: str = Field(default="pending", index=True)
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, index=True)
+    last_error: str | None = None
+    verdict: str | None = None
+    reason: str | None = None
+    case_number: int | None = None
+    processed_at: datetime | None = None
+
+
+class Case(SQLModel, table=True):
+    __tablename__ = "cases"
+    id: int | None = Field(default=None, primary_key=True)
+    number: int | None = Field(default=None, unique=True)
+    token: str | None = Field(default=None, unique=True)
+    subject: str
+    status: str = Field(default="new", index=True)
+    requester: str = Field(index=True)
+    created: datetime = Field(default_factory=utcnow)
+    updated: datetime = Field(default_factory=utcnow)
+    closed_at: datetime | None = None
+    answer_due: datetime | None = None
+    answered_at: datetime | None = None
+    overdue_logged: bool = False
+
+
+class Participant(SQLModel, table=True):
+    __tablename__ = "participants"
+    __table_args__ = (UniqueConstraint("case_id", "address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    address: str
+    role: str  # requester | cc | agent
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    spool_id: int | None = Field(default=None, foreign_key="inbound_spool.id")
+    direction: str  # in | out
+    message_id: str | None = Field(default=None, index=True)
+    from_addr: str
+    to_addrs: str = ""
+    cc_addrs: str = ""
+    subject: str = ""
+    text: str = ""
+    text_new: str = ""
+    html: str = ""
+    date: datetime = Field(default_factory=utcnow)
+    internal: bool = False
+    kind: str = "mail"  # mail | auto_reply | notice
+
+
+class Attachment(SQLModel, table=True):
+    """A file stored on disk under its content hash; `filename` is only the sender's label."""
+
+    __tablename__ = "attachments"
+    id: int | None = Field(default=None, primary_key=True)
+    message_row_id: int = Field(foreign_key="messages.id", index=True)
+    filename: str | None = None
+    detected_type: str
+    size: int
+    sha256: str = Field(index=True)
+
+
+class Outbox(SQLModel, table=True):
+    """An outgoing mail, rendered when queued so every retry sends the same bytes and Message-ID."""
+
+    __tablename__ = "outbox"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
+    kind: str
+    recipient: str = Field(index=True)
+    message_id: str = Field(unique=True)
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status: str = Field(default="queued", index=True)  # queued | sent | failed
+    attempts: int = 0
+    next_attempt_at: datetime = Field(default_factory=utcnow, index=True)
+    created: datetime = Field(default_factory=utcnow, index=True)
+    deadline_at: datetime | None = None
+    breach_logged: bool = False
+    sent_at: datetime | None = None
+    last_error: str | None = None
+    bounced_at: datetime | None = None
+    bounce_info: str | None = None
+
+
+class ImapCursor(SQLModel, table=True):
+    """Where an IMAP account's watcher stands: UIDVALIDITY and the last UID already handled."""
+
+    __tablename__ = "imap_cursors"
+    account: str = Field(primary_key=True)
+    folder: str
+    uidvalidity: int
+    last_uid: int = 0

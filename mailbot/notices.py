@@ -1,0 +1,83 @@
+"""jinja2 templates -> outgoing EmailMessage with loop-safe headers.
+
+Every automatic mail comes From the no-reply address, carries `Auto-Submitted: auto-replied`
+(RFC 3834) and `X-Mailbot-Notice` (so our own mail coming back is recognised as a loop), and is
+built from typed header objects only: a customer's CR/LF can never become a header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from mailbot import subjects
+from mailbot.config import Settings
+
+
+class Notices:
+    """Renders `templates/<language>/<kind>.txt.j2` (blocks `subject` and `body`) into mail."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.env = Environment(
+            loader=FileSystemLoader(settings.templates.dir),
+            undefined=StrictUndefined,
+            autoescape=False,
+            keep_trailing_newline=True,
+        )
+
+    def render(self, kind: str, context: Mapping[str, Any], language: str | None = None) -> tuple[str, str]:
+        """(subject, body) for one notice kind."""
+        template = self.env.get_template(f"{language or self.settings.templates.language}/{kind}.txt.j2")
+        service = self.settings.service
+        variables = {
+            "company": service.company,
+            "portal_url": service.portal_url,
+            "business_hours": service.business_hours,
+            "language": language or self.settings.templates.language,
+            **context,
+        }
+        rendered = template.new_context(variables)
+        subject = "".join(template.blocks["subject"](rendered))
+        body = "".join(template.blocks["body"](rendered))
+        return subjects.clean(subject), body.strip() + "\n"
+
+    def compose(
+        self,
+        kind: str,
+        to: Sequence[str],
+        context: Mapping[str, Any],
+        *,
+        replies_to_service: bool,
+        in_reply_to: str | None = None,
+        references: Sequence[str] = (),
+        language: str | None = None,
+    ) -> EmailMessage:
+        """A complete message with a fresh, stable Message-ID (stored with the outbox row)."""
+        subject, body = self.render(kind, context, language)
+        service = self.settings.service
+        message = EmailMessage(policy=SMTP)
+        message["From"] = Address(display_name=service.company, addr_spec=service.noreply)
+        message["To"] = [Address(addr_spec=address) for address in to]
+        if replies_to_service:
+            # Case mail: the customer may answer it to add information. Refusal notices never
+            # point back to mailbot, so an auto-responder cannot start a loop through them.
+            message["Reply-To"] = Address(addr_spec=service.addresses[0])
+        message["Subject"] = subject
+        message["Date"] = format_datetime(datetime.now(UTC))
+        message["Message-ID"] = make_msgid(domain=service.noreply.rsplit("@", 1)[1])
+        if in_reply_to:
+            message["In-Reply-To"] = in_reply_to
+            message["References"] = " ".join([*references, in_reply_to][-10:])
+        message["Auto-Submitted"] = "auto-replied"
+        message["X-Auto-Response-Suppress"] = "All"
+        message["X-Mailbot-Notice"] = kind
+        message.set_content(body)
+        return message

@@ -1,0 +1,149 @@
+"""Queued outgoing mail: queue in the caller's transaction, deliver due rows, retry or fail.
+
+A row is marked sent in its own short transaction right after the relay's 250, so a crash in
+between costs at most one duplicate, recognisable by its stable Message-ID.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from mailbot import sender
+from mailbot.config import Settings
+from mailbot.logs import event
+from mailbot.models import Outbox, utcnow
+
+
+def recent_count(db: Session, recipient: str, since: datetime) -> int:
+    query = select(func.count()).where(Outbox.recipient == recipient, Outbox.created >= since)
+    return int(db.exec(query).one())
+
+
+def queue(
+    db: Session,
+    message: EmailMessage,
+    *,
+    kind: str,
+    recipient: str,
+    settings: Settings,
+    case_id: int | None = None,
+    deadline: datetime | None = None,
+) -> Outbox | None:
+    """Add a rendered mail to the outbox, unless the recipient's notice rate is used up."""
+    policy = settings.policy
+    now = utcnow()
+    if recent_count(db, recipient, now - timedelta(minutes=policy.notice_window_minutes)) >= policy.notice_limit:
+        event("notice-suppressed", kind=kind, to=recipient, reason="rate_limit")
+        return None
+    row = Outbox(
+        case_id=case_id,
+        kind=kind,
+        recipient=recipient,
+        message_id=str(message["Message-ID"]),
+        raw=message.as_bytes(),
+        deadline_at=deadline,
+    )
+    db.add(row)
+    return row
+
+
+class Courier:
+    """Delivers due outbox rows through the relay; remembers an outage to log it once."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.relay_down = False
+
+    def _due(self, limit: int) -> list[Outbox]:
+        with Session(self.engine) as db:
+            query = (
+                select(Outbox)
+                .where(Outbox.status == "queued", Outbox.next_attempt_at <= utcnow())
+                .order_by(col(Outbox.id))
+                .limit(limit)
+            )
+            return list(db.exec(query).all())
+
+    def _update(self, row_id: int | None, **values: object) -> None:
+        with Session(self.engine) as db:
+            row = db.get(Outbox, row_id)
+            if row is None:
+                return
+            for key, value in values.items():
+                setattr(row, key, value)
+            db.add(row)
+            db.commit()
+
+    def _retry(self, row: Outbox, error: str) -> None:
+        policy = self.settings.policy
+        attempts = row.attempts + 1
+        if attempts >= policy.max_send_attempts:
+            self._update(row.id, attempts=attempts, status="failed", last_error=error)
+            event("notice-failed", logging.ERROR, outbox=row.id, to=row.recipient, error=error)
+            return
+        delay = min(policy.retry_base_seconds * 2 ** (attempts - 1), policy.retry_max_seconds)
+        self._update(
+            row.id, attempts=attempts, last_error=error, next_attempt_at=utcnow() + timedelta(seconds=delay)
+        )
+        event("notice-retry", logging.WARNING, outbox=row.id, to=row.recipient, error=error, delay=delay)
+
+    def deliver_due(self, limit: int = 100) -> int:
+        """Send what is due now; returns how many were sent."""
+        rows = self._due(limit)
+        if not rows:
+            return 0
+        sent = 0
+        try:
+            with sender.session(self.settings.relay) as deliver:
+                for row in rows:
+                    try:
+                        deliver(row.raw, self.settings.service.noreply, [row.recipient])
+                    except sender.PermanentFailure as exc:
+                        self._update(row.id, status="failed", attempts=row.attempts + 1, last_error=str(exc))
+                        event("notice-failed", logging.ERROR, outbox=row.id, to=row.recipient, error=str(exc))
+                        continue
+                    except sender.TemporaryFailure as exc:
+                        self._retry(row, str(exc))
+                        continue
+                    now = utcnow()
+                    self._update(row.id, status="sent", sent_at=now, attempts=row.attempts + 1)
+                    late = row.deadline_at is not None and now > row.deadline_at
+                    event("notice-sent", kind=row.kind, outbox=row.id, to=row.recipient,
+                          message_id=row.message_id, late=late or None)
+                    sent += 1
+        except sender.TemporaryFailure as exc:
+            if not self.relay_down:
+                event("relay-down", logging.ERROR, error=str(exc))
+            self.relay_down = True
+            for row in rows:
+                if row.status == "queued":
+                    self._retry(row, str(exc))
+            return sent
+        if self.relay_down:
+            event("relay-up")
+            self.relay_down = False
+        return sent
+
+    def log_breaches(self) -> int:
+        """Log once each queued mail whose receipt window has passed; it is still delivered."""
+        with Session(self.engine) as db:
+            query = select(Outbox).where(
+                Outbox.status == "queued",
+                col(Outbox.deadline_at) < utcnow(),
+                Outbox.breach_logged == False,  # noqa: E712
+            )
+            rows = list(db.exec(query).all())
+            for row in rows:
+                row.breach_logged = True
+                db.add(row)
+                event("receipt-window-breached", logging.ERROR, outbox=row.id, to=row.recipient,
+                      kind=row.kind, deadline=row.deadline_at)
+            db.commit()
+            return len(rows)

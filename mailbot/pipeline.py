@@ -1,0 +1,169 @@
+"""One spooled mail's way: parse -> checks -> match -> act, in one transaction.
+
+`decide` is the whole pipeline for one mail and is shared by the daemon, the IMAP watcher and
+`mailbot replay` (which rolls the transaction back for --dry-run), so what replay shows is
+exactly what intake does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col
+
+from mailbot import checks, inbox
+from mailbot.cases import Context, add_reply, open_case, refuse
+from mailbot.config import Settings
+from mailbot.files import FileStore
+from mailbot.logs import event
+from mailbot.mail import Envelope
+from mailbot.match import find_case
+from mailbot.models import InboundSpool, utcnow
+from mailbot.notices import Notices
+from mailbot.parse import ParseError, parse
+from mailbot.verdicts import Accept, Ignore, Quarantine, Reject, VerdictKind
+
+VERDICT_EVENTS: dict[str, str] = {
+    "new_case": "case-opened",
+    "reply": "reply-added",
+    "rejected": "rejected",
+    "ignored": "ignored",
+    "quarantined": "quarantined",
+}
+
+
+@dataclass
+class Outcome:
+    verdict: VerdictKind
+    reason: str | None = None
+    case: int | None = None
+    message_id: str | None = None
+    notices: list[dict[str, str]] = field(default_factory=list)
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    trace: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("message_id")
+        return data
+
+
+def decide(ctx: Context, raw: bytes, envelope: Envelope) -> Outcome:
+    """Run one mail through the whole pipeline inside the caller's transaction."""
+    try:
+        mail = parse(raw)
+    except ParseError as exc:
+        return Outcome("quarantined", reason=f"unparseable: {exc}", trace=["parse"])
+    decision, trace = checks.run(mail, envelope, ctx.settings)
+    outcome = Outcome(
+        "ignored",
+        message_id=mail.message_id,
+        trace=["parse", *trace],
+        attachments=[
+            {"filename": part.filename, "detected_type": part.detected_type, "allowed": not isinstance(decision, Reject)}
+            for part in mail.attachments
+        ],
+    )
+    if isinstance(decision, Ignore):
+        outcome.reason = decision.reason
+    elif isinstance(decision, Quarantine):
+        outcome.verdict, outcome.reason = "quarantined", decision.reason
+    elif isinstance(decision, Reject):
+        outcome.verdict, outcome.reason = "rejected", decision.reason
+        refuse(ctx, mail, decision.reason, decision.details)
+    else:
+        assert isinstance(decision, Accept)
+        case, rule = find_case(ctx.db, mail, ctx.settings)
+        outcome.trace.append(rule)
+        if case is None:
+            outcome.verdict, outcome.case = "new_case", open_case(ctx, mail).number
+        else:
+            outcome.verdict, outcome.case = "reply", case.number
+            add_reply(ctx, case, mail)
+    outcome.notices = ctx.queued
+    return outcome
+
+
+def _claim(db: Session, spool_id: int) -> InboundSpool | None:
+    """Lock the row for this transaction; None if another worker finished it meanwhile."""
+    result = db.execute(
+        update(InboundSpool)
+        .where(col(InboundSpool.id) == spool_id, col(InboundSpool.status) == "pending")
+        .values(processed_at=utcnow())
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return None
+    return db.get(InboundSpool, spool_id)
+
+
+def process(engine: Engine, settings: Settings, spool_id: int, notices: Notices | None = None) -> str:
+    """Process one spooled mail now; safe to call from any thread. Returns the row's state."""
+    return run(engine, settings, spool_id, notices)[0]
+
+
+def run(
+    engine: Engine, settings: Settings, spool_id: int, notices: Notices | None = None
+) -> tuple[str, Outcome | None]:
+    """Like `process`, also returning the outcome (None when this call did not decide it)."""
+    attempt = inbox.begin_attempt(engine, spool_id)
+    if attempt is None:
+        return inbox.status(engine, spool_id), None
+    try:
+        with Session(engine, expire_on_commit=False) as db:
+            row = _claim(db, spool_id)
+            if row is None:
+                db.rollback()
+                return inbox.status(engine, spool_id), None
+            files = FileStore(settings.storage.attachments_dir)
+            ctx = Context(db, settings, notices or Notices(settings), files, spool_id)
+            outcome = decide(ctx, row.raw, inbox.envelope_of(row))
+            row.verdict, row.reason, row.case_number = outcome.verdict, outcome.reason, outcome.case
+            row.status = "quarantined" if outcome.verdict in ("quarantined", "rejected") else "done"
+            db.add(row)
+            db.commit()
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        retry = timedelta(seconds=settings.policy.retry_base_seconds)
+        state = inbox.record_failure(engine, spool_id, error, settings.policy.max_attempts, retry)
+        event("processing-failed", logging.ERROR, spool=spool_id, attempt=attempt, error=error, state=state)
+        return state, None
+    event(
+        VERDICT_EVENTS[outcome.verdict],
+        spool=spool_id, message_id=outcome.message_id, case=outcome.case, verdict=outcome.verdict,
+        reason=outcome.reason, trace=",".join(outcome.trace),
+    )
+    return row.status, outcome
+
+
+def dry_run(engine: Engine, settings: Settings, raw: bytes, envelope: Envelope) -> Outcome:
+    """The same decision as intake would make, with every write rolled back."""
+    with Session(engine) as db:
+        files = FileStore(settings.storage.attachments_dir, dry_run=True)
+        ctx = Context(db, settings, Notices(settings), files, None, dry_run=True)
+        try:
+            return decide(ctx, raw, envelope)
+        finally:
+            db.rollback()
+
+
+def process_pending(
+    engine: Engine,
+    settings: Settings,
+    limit: int = 50,
+    notices: Notices | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Process due spool rows, oldest first; returns how many were looked at."""
+    ids = inbox.due(engine, utcnow(), limit)
+    notices = notices or Notices(settings)
+    for done, spool_id in enumerate(ids):
+        if should_stop():
+            return done
+        process(engine, settings, spool_id, notices)
+    return len(ids)

@@ -1,0 +1,110 @@
+"""Read models for the CLI: cases, one case with its messages, spool rows, as plain dicts.
+
+The dict shapes are the `--json` contract, so they live in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from mailbot.config import Settings
+from mailbot.models import Attachment, Case, InboundSpool, Message, Participant, utcnow
+
+OPEN_STATUSES = ("new", "open", "waiting", "resolved")
+
+
+def _case_dict(db: Session, case: Case) -> dict[str, Any]:
+    participants = db.exec(select(Participant).where(Participant.case_id == case.id)).all()
+    return {
+        "number": case.number,
+        "token": case.token,
+        "subject": case.subject,
+        "status": case.status,
+        "requester": case.requester,
+        "participants": [{"address": p.address, "role": p.role} for p in participants],
+        "created": case.created.isoformat(),
+        "updated": case.updated.isoformat(),
+    }
+
+
+def list_cases(engine: Engine, status: str = "open") -> list[dict[str, Any]]:
+    with Session(engine) as db:
+        query = select(Case).order_by(col(Case.number))
+        if status == "open":
+            query = query.where(col(Case.status).in_(OPEN_STATUSES))
+        elif status != "all":
+            query = query.where(Case.status == status)
+        return [_case_dict(db, case) for case in db.exec(query).all()]
+
+
+def show_case(engine: Engine, number: int, *, full: bool = False) -> dict[str, Any] | None:
+    with Session(engine) as db:
+        case = db.exec(select(Case).where(Case.number == number)).first()
+        if case is None:
+            return None
+        data = _case_dict(db, case)
+        messages = db.exec(select(Message).where(Message.case_id == case.id).order_by(col(Message.id))).all()
+        data["messages"] = []
+        for m in messages:
+            files = db.exec(select(Attachment).where(Attachment.message_row_id == m.id)).all()
+            data["messages"].append({
+                "direction": m.direction,
+                "from": m.from_addr,
+                "to": m.to_addrs,
+                "subject": m.subject,
+                "message_id": m.message_id,
+                "date": m.date.isoformat(),
+                "text": m.text if full or not m.text_new else m.text_new,
+                "internal": m.internal,
+                "attachments": [
+                    {"filename": f.filename, "detected_type": f.detected_type, "size": f.size, "sha256": f.sha256}
+                    for f in files
+                ],
+            })
+        return data
+
+
+def render_case(data: dict[str, Any]) -> str:
+    lines = [
+        f"Case {data['number']}  [{data['token']}]  {data['status']}",
+        f"Subject:      {data['subject']}",
+        f"Requester:    {data['requester']}",
+        "Participants: " + ", ".join(f"{p['address']} ({p['role']})" for p in data["participants"]),
+        f"Created:      {data['created']}   Updated: {data['updated']}",
+    ]
+    for m in data["messages"]:
+        arrow = "<-" if m["direction"] == "in" else "->"
+        lines += ["", f"{arrow} {m['date']}  {m['from']}  {m['subject']}", m["text"].rstrip()]
+        lines += [f"   [attachment] {a['filename'] or '(unnamed)'}  {a['detected_type']}  {a['size']} B"
+                  for a in m["attachments"]]
+    return "\n".join(lines)
+
+
+def set_status(engine: Engine, settings: Settings, number: int, status: str) -> bool:
+    with Session(engine) as db:
+        case = db.exec(select(Case).where(Case.number == number)).first()
+        if case is None:
+            return False
+        case.status, case.updated = status, utcnow()
+        case.closed_at = utcnow() if status == "closed" else None
+        db.add(case)
+        db.commit()
+        return True
+
+
+def spool_summary(row: InboundSpool) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "received_at": row.received_at.isoformat(),
+        "source": row.source,
+        "mail_from": row.mail_from,
+        "message_id": row.message_id,
+        "verdict": row.verdict,
+        "reason": row.reason,
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+        "size": len(row.raw),
+    }
