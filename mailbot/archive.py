@@ -37,43 +37,49 @@ class ZipLimits:
 
 
 def inspect_zip(data: bytes, limits: ZipLimits) -> str | None:
-    """None for an acceptable archive, else a short description of the first problem found."""
-    return _inspect(data, limits, depth=0)
+    """None for an acceptable archive, else the first problem found, naming the entry's path."""
+    problem = _inspect(data, limits, depth=0)
+    if problem is None:
+        return None
+    what, path = problem
+    return f"{what}: {path}" if path else what
 
 
-def _inspect(data: bytes, limits: ZipLimits, depth: int) -> str | None:
+# A problem is (what is wrong, path of the entry inside the archive or "" for the whole archive).
+_Problem = tuple[str, str]
+
+
+def _inspect(data: bytes, limits: ZipLimits, depth: int) -> _Problem | None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             entries = archive.infolist()
             problem = _directory_problem(entries, limits)
-            if problem is not None:
-                return problem
-            for entry in entries:
+            for entry in entries if problem is None else ():
                 problem = _nested_problem(archive, entry, limits, depth)
                 if problem is not None:
-                    return problem
+                    break
     except _BROKEN as exc:
-        return f"not a valid ZIP archive ({type(exc).__name__})"
-    return None
+        return f"not a valid ZIP archive ({type(exc).__name__})", ""
+    return problem
 
 
-def _directory_problem(entries: list[zipfile.ZipInfo], limits: ZipLimits) -> str | None:
+def _directory_problem(entries: list[zipfile.ZipInfo], limits: ZipLimits) -> _Problem | None:
     """Everything the central directory alone can tell: count, sizes, ratio, flags, names."""
     if len(entries) > limits.max_entries:
-        return f"{len(entries)} entries > {limits.max_entries}"
+        return f"{len(entries)} entries > {limits.max_entries}", ""
     total = sum(entry.file_size for entry in entries)
     if total > limits.max_total_uncompressed:
-        return f"uncompressed size {total} > {limits.max_total_uncompressed}"
+        return f"uncompressed size {total} > {limits.max_total_uncompressed}", ""
     for entry in entries:
-        if entry.flag_bits & _ENCRYPTED_FLAG:
-            return f"encrypted entry {entry.filename}"
-        if _escapes(entry.filename):
-            return f"path traversal in entry {entry.filename}"
-        if stat.S_ISLNK(entry.external_attr >> 16):
-            return f"symbolic link entry {entry.filename}"
         ratio = entry.file_size / max(entry.compress_size, 1)
+        if entry.flag_bits & _ENCRYPTED_FLAG:
+            return "encrypted entry", entry.filename
+        if _escapes(entry.filename):
+            return "path traversal", entry.filename
+        if stat.S_ISLNK(entry.external_attr >> 16):
+            return "symbolic link", entry.filename
         if entry.file_size > _RATIO_FLOOR and ratio > limits.max_ratio:
-            return f"compression ratio {ratio:.0f} > {limits.max_ratio:g} in entry {entry.filename}"
+            return f"zip bomb, compression ratio {ratio:.0f} > {limits.max_ratio:g}", entry.filename
     return None
 
 
@@ -84,14 +90,17 @@ def _escapes(name: str) -> bool:
 
 
 def _nested_problem(archive: zipfile.ZipFile, entry: zipfile.ZipInfo, limits: ZipLimits,
-                    depth: int) -> str | None:
+                    depth: int) -> _Problem | None:
     if entry.is_dir() or entry.file_size < len(_ZIP_MAGIC):
         return None
     with archive.open(entry) as handle:
         if handle.read(len(_ZIP_MAGIC)) != _ZIP_MAGIC:
             return None
         if depth >= limits.max_nesting:
-            return f"archive nested deeper than {limits.max_nesting} in entry {entry.filename}"
+            return f"ZIP nested deeper than {limits.max_nesting}", entry.filename
         inner = _ZIP_MAGIC + handle.read()
     problem = _inspect(inner, limits, depth + 1)
-    return None if problem is None else f"{entry.filename}: {problem}"
+    if problem is None:
+        return None
+    what, path = problem
+    return what, f"{entry.filename}/{path}" if path else entry.filename

@@ -10,12 +10,14 @@ from mailbot.config import Settings
 from mailbot.mail import Envelope, ParsedMail
 from mailbot.verdicts import Decision, Reject
 
-MB = 1024 * 1024
+
+def _human(size: int) -> str:
+    return f"{size / 1024 ** 2:.1f} MB" if size >= 1024 ** 2 else f"{size / 1024:.0f} KB"
 
 
 def check(mail: ParsedMail, envelope: Envelope, settings: Settings) -> Decision | None:
     limit = settings.smtp.max_message_size
     size = max(mail.shape.raw_size, envelope.declared_size or 0)
     if size > limit:
-        return Reject("too_large", (f"{size / MB:.1f} MB > {limit / MB:.1f} MB",))
+        return Reject("too_large", (f"{_human(size)} > {_human(limit)}",))
     return None
