@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 DEFAULT_CONFIG = "config.toml"
@@ -182,6 +182,75 @@ class HoursSettings(_Section):
         return tuple(week)
 
 
+class ImapAccount(_Section):
+    """One mailbox the IMAP intake watches (a thread each); `port` defaults by `tls`: 993 or 143."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+    host: Annotated[str, Field(min_length=1)]
+    port: Port = 993
+    tls: Literal["implicit", "starttls", "none"] = "implicit"
+    ca_file: str = ""  # PEM bundle to trust instead of the system CAs (a private CA)
+    username: Annotated[str, Field(min_length=1)]
+    password: str = Field(default="", repr=False)
+    password_file: str = ""
+    folder: str = "INBOX"
+    processed_folder: str = "Processed"
+    quarantine_folder: str = "Quarantine"
+    poll_interval: Annotated[float, Field(gt=0)] = 60.0
+    idle: Bool = True
+    # RFC 2177 lets servers drop an IDLE after 30 minutes, NAT boxes often far sooner.
+    idle_renew_seconds: Annotated[float, Field(gt=0, le=600)] = 540.0
+    start: Literal["all", "new"] = "all"
+    batch_size: Annotated[int, Field(ge=1, le=5000, strict=True)] = 100
+    timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _port_by_tls(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "port" not in data and data.get("tls") in ("starttls", "none"):
+            return {**data, "port": 143}
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> ImapAccount:
+        if bool(self.password) == bool(self.password_file):
+            raise PydanticCustomError("imap_secret", "set exactly one of password and password_file")
+        if self.password_file and not os.path.isfile(self.password_file):
+            raise PydanticCustomError("imap_secret", "password_file {path} does not exist",
+                                      {"path": self.password_file})
+        if len({self.folder, self.processed_folder, self.quarantine_folder}) != 3:
+            raise PydanticCustomError("imap_folders", "folder, processed_folder and quarantine_folder "
+                                      "must be three different folders")
+        return self
+
+    def secret(self) -> str:
+        """The password, read from password_file at each login so a rotated file takes effect."""
+        if self.password_file:
+            with open(self.password_file, encoding="utf-8") as handle:
+                return handle.read().rstrip("\r\n")
+        return self.password
+
+
+class ImapSettings(_Section):
+    accounts: tuple[ImapAccount, ...] = ()
+
+    @field_validator("accounts", mode="after")
+    @classmethod
+    def _unique_names(cls, value: tuple[ImapAccount, ...]) -> tuple[ImapAccount, ...]:
+        names = [account.name for account in value]
+        if len(set(names)) != len(names):
+            raise PydanticCustomError("imap_names", "account names must be unique")
+        return value
+
+
+def _resolve_account(account: Any, base: Path) -> Any:
+    if not isinstance(account, dict):
+        return account
+    paths = {k: str(base / v) for k in ("password_file", "ca_file")
+             if isinstance(v := account.get(k), str) and v and not os.path.isabs(v)}
+    return {**account, **paths}
+
+
 class Settings(_Section):
     service: ServiceSettings
     smtp: SmtpSettings = SmtpSettings()
@@ -193,6 +262,7 @@ class Settings(_Section):
     limits: LimitsSettings = LimitsSettings()
     attachments: AttachmentSettings = AttachmentSettings()
     hours: HoursSettings = HoursSettings()
+    imap: ImapSettings = ImapSettings()
     tokens: TokenSettings
     source: str = DEFAULT_CONFIG
 
@@ -224,6 +294,10 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         relative = url.removeprefix("sqlite:///")
         if relative and relative != ":memory:":
             data["database"]["url"] = f"sqlite:///{base / relative}"
+    imap = data.get("imap")
+    accounts = imap.get("accounts") if isinstance(imap, dict) else None
+    if isinstance(imap, dict) and isinstance(accounts, list):
+        data["imap"]["accounts"] = [_resolve_account(account, base) for account in accounts]
 
 
 def parse(data: dict[str, Any], source: Path) -> Settings:
