@@ -18,7 +18,6 @@ check part is never "corrected": it is simply not a token.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from functools import lru_cache
@@ -31,13 +30,10 @@ MAX_DIGITS = 18  # any case number fits an SQL BIGINT
 
 
 def _check(number: int, prefix: str, secret: str) -> str:
-    digest = hmac.new(secret.encode(), f"{prefix}-{number}".encode(), hashlib.sha256).digest()
+    digest = hmac.digest(secret.encode(), f"{prefix}-{number}".encode(), "sha256")
     value = int.from_bytes(digest[:8], "big")  # 2**64 over 30**4 values: bias below 1e-13
-    chars = []
-    for _ in range(CHECK_LENGTH):
-        value, index = divmod(value, len(ALPHABET))
-        chars.append(ALPHABET[index])
-    return "".join(chars)
+    base = len(ALPHABET)
+    return "".join(ALPHABET[value // base**i % base] for i in range(CHECK_LENGTH))
 
 
 def make(number: int, settings: TokenSettings) -> str:
@@ -82,3 +78,18 @@ def find(subject: str, settings: TokenSettings) -> int | None:
     """The case number of the first valid token in `subject`, or None."""
     numbers = candidates(subject, settings)
     return numbers[0] if numbers else None
+
+
+def mentions(subject: str, settings: TokenSettings) -> bool:
+    """Whether `subject` carries something shaped like a token, valid or not.
+
+    A mistyped or foreign token is worth telling apart from no token at all: the site may
+    prefer to answer it (reason `unknown_token`) rather than open a new case.
+    """
+    return _pattern(settings.prefix).search(subject) is not None
+
+
+def strip(subject: str, settings: TokenSettings) -> str:
+    """The subject without any `[#TOKEN]` tag (for the subject of a newly opened case)."""
+    tags = re.compile(rf"\[\s*#?\s*(?:{_pattern(settings.prefix).pattern})\s*\]", re.IGNORECASE | re.ASCII)
+    return " ".join(tags.sub(" ", subject).split())
