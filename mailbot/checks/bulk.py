@@ -1,4 +1,8 @@
-"""Ignore mailing-list and bulk mail: a list must never receive a ticket receipt (RFC 3834 2)."""
+"""Ignore mailing-list and bulk mail: a list must never receive a ticket receipt (RFC 3834 2).
+
+A list is known by its RFC 2369/2919 fields or by ezmlm's older Mailing-List field; no person's
+own mail client writes any of them.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from mailbot.mail import Envelope, ParsedMail
 from mailbot.verdicts import Decision, Ignore
 
 BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
-LIST_HEADERS = ("list-id", "list-unsubscribe")
+LIST_HEADERS = ("list-id", "list-unsubscribe", "list-post", "mailing-list")
 
 
 def check(mail: ParsedMail, envelope: Envelope, settings: Settings) -> Decision | None:
