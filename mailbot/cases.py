@@ -143,7 +143,7 @@ def send(
 
 def open_case(ctx: Context, mail: ParsedMail) -> Case:
     """A new case from a customer's mail; its receipt is queued in the same transaction."""
-    subject = subjects.strip_prefixes(mail.subject) or "(ohne Betreff)"
+    subject = subjects.strip_prefixes(casetoken.strip(mail.subject, ctx.settings.tokens)) or "(ohne Betreff)"
     case = Case(subject=subject, requester=mail.from_addr, status="new")
     ctx.db.add(case)
     ctx.db.flush()

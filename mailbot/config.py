@@ -84,6 +84,32 @@ class PolicySettings(_Section):
     retry_base_seconds: Annotated[float, Field(gt=0)] = 30.0
     retry_max_seconds: Annotated[float, Field(gt=0)] = 3600.0
     max_send_attempts: Annotated[int, Field(ge=1, strict=True)] = 20
+    notice_limit: Annotated[int, Field(ge=1, strict=True)] = 10
+    notice_window_minutes: Annotated[int, Field(ge=1, strict=True)] = 60
+    stranger_reply: Literal["reject", "new_case"] = "reject"
+    closed_case_reply: Literal["reject", "reopen"] = "reject"
+    reopen_window_days: Annotated[int, Field(ge=0, strict=True)] = 14
+    new_cases_by_email: Bool = True
+    new_case_senders: tuple[str, ...] = ()
+    unknown_token: Literal["new_case", "reject"] = "new_case"
+
+    @field_validator("new_case_senders", mode="after")
+    @classmethod
+    def _lower_senders(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(entry.lower().lstrip("@") for entry in value)
+
+
+class AgentSettings(_Section):
+    """Who counts as a support agent: exact addresses, or whole domains."""
+
+    addresses: tuple[Address, ...] = ()
+    domains: tuple[str, ...] = ()
+
+    def covers(self, address: str) -> bool:
+        address = address.lower()
+        return address in {a.lower() for a in self.addresses} or address.rsplit("@", 1)[-1] in {
+            d.lower().lstrip("@") for d in self.domains
+        }
 
 
 class TemplateSettings(_Section):
@@ -259,6 +285,7 @@ class Settings(_Section):
     storage: StorageSettings = StorageSettings()
     policy: PolicySettings = PolicySettings()
     templates: TemplateSettings = TemplateSettings()
+    agents: AgentSettings = AgentSettings()
     limits: LimitsSettings = LimitsSettings()
     attachments: AttachmentSettings = AttachmentSettings()
     hours: HoursSettings = HoursSettings()

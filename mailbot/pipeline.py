@@ -18,15 +18,15 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from mailbot import checks, inbox
-from mailbot.cases import Context, add_reply, open_case, refuse
+from mailbot.cases import Context, refuse
 from mailbot.config import Settings
 from mailbot.files import FileStore
 from mailbot.logs import event
 from mailbot.mail import Envelope
-from mailbot.match import find_case
 from mailbot.models import InboundSpool, utcnow
 from mailbot.notices import Notices
 from mailbot.parse import ParseError, parse
+from mailbot.routing import route
 from mailbot.verdicts import Accept, Ignore, Quarantine, Reject, VerdictKind
 
 VERDICT_EVENTS: dict[str, str] = {
@@ -79,13 +79,7 @@ def decide(ctx: Context, raw: bytes, envelope: Envelope) -> Outcome:
         refuse(ctx, mail, decision.reason, decision.details)
     else:
         assert isinstance(decision, Accept)
-        case, rule = find_case(ctx.db, mail, ctx.settings)
-        outcome.trace.append(rule)
-        if case is None:
-            outcome.verdict, outcome.case = "new_case", open_case(ctx, mail).number
-        else:
-            outcome.verdict, outcome.case = "reply", case.number
-            add_reply(ctx, case, mail)
+        outcome.verdict, outcome.reason, outcome.case = route(ctx, mail, outcome.trace)
     outcome.notices = ctx.queued
     return outcome
 

@@ -1,92 +1,20 @@
-"""Shared fixtures: config files, a recording relay (real aiosmtpd), the daemon as a process,
-and the database backends (SQLite always, PostgreSQL where MAILBOT_TEST_POSTGRES_URL is set).
+"""Fixtures: the database backends (SQLite always, PostgreSQL where MAILBOT_TEST_POSTGRES_URL
+is set), a recording relay (real aiosmtpd), and daemons started as processes.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import Message
-from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tomllib
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope as SmtpEnvelope, Session as SmtpSession
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import Engine, make_url
-
-from mailbot import config, db
-from mailbot.config import Settings
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-SECRET = "test-secret-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
-    """Poll until `condition()` is truthy; fail with the timeout instead of sleeping blindly."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return str(value)
-
-
-def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
-    lines: list[str] = []
-    for name, values in sections.items():
-        lines.append(f"[{name}]")
-        lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
-        lines.append("")
-    path.write_text("\n".join(lines))
-    return path
-
-
-def base_sections(tmp: Path, db_url: str, **overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    sections: dict[str, dict[str, Any]] = {
-        "service": {"addresses": ["service@example.com", "support@example.com"], "noreply": "noreply@example.com"},
-        "smtp": {"host": "127.0.0.1", "port": free_port()},
-        "relay": {"mode": "maildir", "maildir": str(tmp / "outgoing")},
-        "database": {"url": db_url},
-        "storage": {"attachments_dir": str(tmp / "attachments")},
-        "policy": {"retry_base_seconds": 0.2, "retry_max_seconds": 1.0},
-        "templates": {"dir": str(ROOT / "templates"), "language": "de"},
-        "tokens": {"secret": SECRET},
-    }
-    for name, values in overrides.items():
-        sections.setdefault(name, {}).update(values)
-    return sections
+from sqlalchemy.engine import make_url
+from support import DaemonProcess, Relay, free_port, write_config
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -115,42 +43,6 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'mailbot.db'}"
 
 
-@dataclass
-class Recorded:
-    mail_from: str
-    rcpt_tos: list[str]
-    raw: bytes
-
-    @property
-    def message(self) -> Message:
-        return message_from_bytes(self.raw, policy=default_policy)
-
-
-@dataclass
-class Relay:
-    """A real SMTP server on loopback that records what mailbot delivers to it."""
-
-    port: int
-    received: list[Recorded] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    refuse_with: str | None = None
-
-    async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: SmtpEnvelope) -> str:
-        if self.refuse_with:
-            return self.refuse_with
-        with self.lock:
-            self.received.append(Recorded(envelope.mail_from or "", list(envelope.rcpt_tos),
-                                          envelope.original_content or b""))
-        return "250 2.0.0 OK"
-
-    def messages(self) -> list[Recorded]:
-        with self.lock:
-            return list(self.received)
-
-    def sections(self) -> dict[str, Any]:
-        return {"mode": "smtp", "host": "127.0.0.1", "port": self.port, "timeout_seconds": 5.0}
-
-
 @pytest.fixture
 def relay() -> Iterator[Relay]:
     recorder = Relay(port=free_port())
@@ -160,55 +52,6 @@ def relay() -> Iterator[Relay]:
         yield recorder
     finally:
         controller.stop()
-
-
-class DaemonProcess:
-    """`mailbot run` as a real process, so tests can SIGTERM or SIGKILL it."""
-
-    def __init__(self, config_path: Path, log_path: Path) -> None:
-        self.config_path = config_path
-        self.log_path = log_path
-        data = tomllib.loads(config_path.read_text())
-        self.port = int(data["smtp"]["port"])
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> DaemonProcess:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mailbot", "--config", str(self.config_path), "run"],
-            stdout=log, stderr=log, cwd=str(ROOT),
-        )
-        wait_for(self._listening, timeout=30)
-        return self
-
-    def _listening(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"mailbot exited with {self.proc.returncode}:\n{self.log()}")
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return "event=started" in self.log()
-        except OSError:
-            return False
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self, timeout: float = 30) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(10)
-
-    def settings(self) -> Settings:
-        return config.load(self.config_path)
-
-    def engine(self) -> Engine:
-        return db.make_engine(self.settings().database.url)
 
 
 @pytest.fixture
@@ -224,5 +67,4 @@ def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
 
     yield make
     for process in started:
-        if process.proc and process.proc.poll() is None:
-            process.kill()
+        process.close()

@@ -1,0 +1,184 @@
+"""Test helpers shared by the test modules: polling, config files, the recording relay,
+and the daemon as a real process.
+"""
+
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
+from aiosmtpd.smtp import Session as SmtpSession
+from sqlalchemy.engine import Engine
+
+from mailbot import config, db
+from mailbot.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+SECRET = "test-secret-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Poll until `condition()` is truthy; fail with the timeout instead of sleeping blindly."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return str(value)
+
+
+def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
+    lines: list[str] = []
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return path
+
+
+def base_sections(tmp: Path, db_url: str, **overrides: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    sections: dict[str, dict[str, Any]] = {
+        "service": {"addresses": ["service@example.com", "support@example.com"], "noreply": "noreply@example.com"},
+        "smtp": {"host": "127.0.0.1", "port": free_port()},
+        "relay": {"mode": "maildir", "maildir": str(tmp / "outgoing")},
+        "database": {"url": db_url},
+        "storage": {"attachments_dir": str(tmp / "attachments")},
+        "policy": {"retry_base_seconds": 0.2, "retry_max_seconds": 1.0},
+        "templates": {"dir": str(ROOT / "templates"), "language": "de"},
+        "tokens": {"secret": SECRET},
+    }
+    for name, values in overrides.items():
+        sections.setdefault(name, {}).update(values)
+    return sections
+
+
+@dataclass
+class Recorded:
+    mail_from: str
+    rcpt_tos: list[str]
+    raw: bytes
+
+    @property
+    def message(self) -> Message:
+        return message_from_bytes(self.raw, policy=default_policy)
+
+
+@dataclass
+class Relay:
+    """A real SMTP server on loopback that records what mailbot delivers to it."""
+
+    port: int
+    received: list[Recorded] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    refuse_with: str | None = None
+
+    async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: SmtpEnvelope) -> str:
+        if self.refuse_with:
+            return self.refuse_with
+        with self.lock:
+            self.received.append(Recorded(envelope.mail_from or "", list(envelope.rcpt_tos),
+                                          envelope.original_content or b""))
+        return "250 2.0.0 OK"
+
+    def messages(self) -> list[Recorded]:
+        with self.lock:
+            return list(self.received)
+
+    def sections(self) -> dict[str, Any]:
+        return {"mode": "smtp", "host": "127.0.0.1", "port": self.port, "timeout_seconds": 5.0}
+
+
+class DaemonProcess:
+    """`mailbot run` as a real process, so tests can SIGTERM or SIGKILL it."""
+
+    def __init__(self, config_path: Path, log_path: Path) -> None:
+        self.config_path = config_path
+        self.log_path = log_path
+        data = tomllib.loads(config_path.read_text())
+        self.port = int(data["smtp"]["port"])
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._engine: Engine | None = None
+
+    def start(self) -> DaemonProcess:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "mailbot", "--config", str(self.config_path), "run"],
+                stdout=log, stderr=log, cwd=str(ROOT),
+            )
+        wait_for(self._listening, timeout=30)
+        return self
+
+    def _listening(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"mailbot exited with {self.proc.returncode}:\n{self.log()}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return "event=started" in self.log()
+        except OSError:
+            return False
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, timeout: float = 30) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def settings(self) -> Settings:
+        return config.load(self.config_path)
+
+    def engine(self) -> Engine:
+        """The daemon's database, seen from the test (one engine, disposed by `close`)."""
+        if self._engine is None:
+            self._engine = db.make_engine(self.settings().database.url)
+        return self._engine
+
+    def close(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.kill()
+        if self._engine is not None:
+            self._engine.dispose()
+
+
