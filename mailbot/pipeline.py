@@ -19,6 +19,7 @@ from sqlmodel import Session, col
 
 from mailbot import checks, inbox
 from mailbot.cases import Context, refuse
+from mailbot.checks.attachments import allowed as attachment_allowed
 from mailbot.config import Settings
 from mailbot.files import FileStore
 from mailbot.logs import event
@@ -66,8 +67,8 @@ def decide(ctx: Context, raw: bytes, envelope: Envelope) -> Outcome:
         message_id=mail.message_id,
         trace=["parse", *trace],
         attachments=[
-            {"filename": part.filename, "detected_type": part.detected_type, "allowed": not isinstance(decision, Reject)}
-            for part in mail.attachments
+            {"filename": p.filename, "detected_type": p.detected_type, "allowed": attachment_allowed(p, ctx.settings)}
+            for p in mail.attachments
         ],
     )
     if isinstance(decision, Ignore):

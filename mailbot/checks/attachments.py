@@ -33,3 +33,8 @@ def check(mail: ParsedMail, envelope: Envelope, settings: Settings) -> Decision 
     details = [describe(part) for part in files if part.detected_type not in (ZIP, *config.allowed_types)]
     details.extend(_zip_problems(zips, config))
     return Reject("attachment_type", tuple(details)) if details else None
+
+
+def allowed(part: Part, settings: Settings) -> bool:
+    """Whether this part's type may be attached at all (for `replay --json`; counts are `check`'s)."""
+    return is_signature(part) or part.detected_type in (ZIP, *settings.attachments.allowed_types)
