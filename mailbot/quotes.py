@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-_QUOTED = re.compile(r"\s*>")
-_SIG_DASHES = re.compile(r"--\s*")  # RFC 3676 "-- "; many clients drop the trailing space
+_SIG_DASHES = "--"  # RFC 3676 "-- "; many clients drop the trailing space
 _MOBILE = re.compile(
     r"(?:Sent from|Gesendet von) (?:my|meinem|Outlook|Mail)\b.{0,50}"
     r"|Von meinem .{1,40} gesendet|Get Outlook for .{1,50}",
     re.IGNORECASE,
 )
 _SEPARATOR = re.compile(
-    r"\s*-{2,}\s*(?:Original Message|Original-Nachricht|Urspr(?:ü|ue)ngliche Nachricht)\s*-{2,}\s*",
+    r"-{2,}\s*(?:Original Message|Original-Nachricht|Urspr(?:ü|ue)ngliche Nachricht)\s*-{2,}",
     re.IGNORECASE,
 )
-_UNDERSCORES = re.compile(r"\s*_{10,}\s*")  # Outlook's rule above its header block
+_UNDERSCORES = re.compile(r"_{10,}")  # Outlook's rule above its header block
 _HEADER = re.compile(
-    r"\s*\*?(from|von|sent|gesendet|date|datum|to|an|cc|subject|betreff)\s*:\*?(?:\s|$)",
+    r"\*?(from|von|sent|gesendet|date|datum|to|an|cc|subject|betreff)\s*:\*?(?:\s|$)",
     re.IGNORECASE,
 )
 _HEADER_KEY = {"von": "from", "sent": "date", "gesendet": "date", "datum": "date", "an": "to",
@@ -41,57 +41,70 @@ _LOOSE_ATTRIBUTION = re.compile(
 _MAX_ATTRIBUTION = 300
 
 
-def _next_content(lines: Sequence[str], start: int) -> int | None:
-    return next((i for i in range(start, len(lines)) if lines[i].strip()), None)
+@dataclass(frozen=True)
+class _Lines:
+    """The text's lines, stripped, with what is known of each line computed once."""
 
+    bare: Sequence[str]
+    header_keys: Sequence[str | None]  # "from", "date", "to", "cc", "subject" or None
 
-def _quote_follows(lines: Sequence[str], start: int) -> bool:
-    found = _next_content(lines, start)
-    return found is not None and bool(_QUOTED.match(lines[found]))
+    @classmethod
+    def of(cls, lines: Sequence[str]) -> _Lines:
+        bare = [line.strip() for line in lines]
+        keys = []
+        for line in bare:
+            found = _HEADER.match(line)
+            key = found[1].lower() if found else None
+            keys.append(_HEADER_KEY.get(key, key) if key else None)
+        return cls(bare, keys)
 
+    def quoted(self, i: int) -> bool:
+        return self.bare[i].startswith(">")
 
-def _attribution(lines: Sequence[str], i: int) -> tuple[int, bool]:
-    """(lines it spans, strict) for an attribution at line i; (0, False) if there is none.
+    def next_content(self, start: int) -> int | None:
+        return next((i for i in range(start, len(self.bare)) if self.bare[i]), None)
 
-    Strict ones (a date, "On ... wrote:" / "Am ... schrieb ...:") also introduce unquoted
-    history; Gmail wraps them over two lines.
-    """
-    for span in (1, 2):
-        chunk = lines[i : i + span]
-        if len(chunk) < span or not chunk[-1].strip() or _QUOTED.match(chunk[-1]):
-            break
-        text = " ".join(line.strip() for line in chunk)
-        if len(text) > _MAX_ATTRIBUTION:
-            break
-        if _ATTRIBUTION.fullmatch(text) and any(c.isdigit() for c in text):
-            return span, True
-        if span == 1 and _LOOSE_ATTRIBUTION.fullmatch(text):
-            return 1, False
-    return 0, False
+    def quote_follows(self, start: int) -> bool:
+        found = self.next_content(start)
+        return found is not None and self.quoted(found)
 
+    def attribution(self, i: int) -> tuple[int, bool]:
+        """(lines it spans, strict) for an attribution at line i; (0, False) if there is none.
 
-def _header_block(lines: Sequence[str], i: int) -> bool:
-    """An Outlook/webmail header block ("Von: ... Gesendet: ... An: ... Betreff: ...") at i."""
-    if not _HEADER.match(lines[i]):
-        return False
-    keys = set()
-    for line in lines[i : i + _HEADER_WINDOW]:
-        found = _HEADER.match(line)
-        if found:
-            key = found[1].lower()
-            keys.add(_HEADER_KEY.get(key, key))
-    return {"from", "subject"} <= keys and len(keys) >= 3
+        Strict ones (a date, "On ... wrote:" / "Am ... schrieb ...:") also introduce unquoted
+        history; Gmail wraps them over two lines.
+        """
+        for span in (1, 2):
+            chunk = self.bare[i : i + span]
+            if len(chunk) < span or not chunk[-1] or chunk[-1].startswith(">"):
+                break
+            text = " ".join(chunk)
+            if len(text) > _MAX_ATTRIBUTION:
+                break
+            if not text.endswith(":"):
+                continue
+            if _ATTRIBUTION.fullmatch(text) and any(c.isdigit() for c in text):
+                return span, True
+            if span == 1 and _LOOSE_ATTRIBUTION.fullmatch(text):
+                return 1, False
+        return 0, False
 
+    def header_block(self, i: int) -> bool:
+        """An Outlook/webmail header block ("Von: ... Gesendet: ... An: ... Betreff: ...") at i."""
+        if self.header_keys[i] is None:
+            return False
+        keys = {key for key in self.header_keys[i : i + _HEADER_WINDOW] if key}
+        return {"from", "subject"} <= keys and len(keys) >= 3
 
-def _history_starts(lines: Sequence[str], i: int) -> bool:
-    """Everything from line i on is signature or quoted history."""
-    line = lines[i]
-    if _SIG_DASHES.fullmatch(line) or _MOBILE.fullmatch(line.strip()) or _SEPARATOR.fullmatch(line):
-        return True
-    if _UNDERSCORES.fullmatch(line):
-        following = _next_content(lines, i + 1)
-        return following is not None and _header_block(lines, following)
-    return _header_block(lines, i)
+    def history_starts(self, i: int) -> bool:
+        """Everything from line i on is signature or quoted history."""
+        line = self.bare[i]
+        if line == _SIG_DASHES or _MOBILE.fullmatch(line) or _SEPARATOR.fullmatch(line):
+            return True
+        if _UNDERSCORES.fullmatch(line):
+            following = self.next_content(i + 1)
+            return following is not None and self.header_block(following)
+        return self.header_block(i)
 
 
 def _tidy(lines: Sequence[str]) -> str:
@@ -104,19 +117,24 @@ def _tidy(lines: Sequence[str]) -> str:
 
 def new_part(text: str) -> str:
     """The text the sender wrote in this reply; the whole (tidied) text if none is found."""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    raw = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    lines = _Lines.of(raw)
     kept: list[str] = []
     i = 0
-    while i < len(lines):
-        if _QUOTED.match(lines[i]):
+    while i < len(raw):
+        if not lines.bare[i]:
+            kept.append("")
             i += 1
             continue
-        span, strict = _attribution(lines, i)
-        if span and _quote_follows(lines, i + span):
+        if lines.quoted(i):
+            i += 1
+            continue
+        span, strict = lines.attribution(i)
+        if span and lines.quote_follows(i + span):
             i += span
             continue
-        if (span and strict) or _history_starts(lines, i):
+        if (span and strict) or lines.history_starts(i):
             break
-        kept.append(lines[i])
+        kept.append(raw[i])
         i += 1
-    return _tidy(kept) or _tidy(lines)
+    return _tidy(kept) or _tidy(raw)

@@ -9,7 +9,6 @@ header: a CR or LF there would let a sender inject header fields into our mail.
 from __future__ import annotations
 
 import re
-import unicodedata
 
 MAX_LENGTH = 200
 
@@ -20,16 +19,19 @@ _MARKER = r"(?:re|aw|wg|fwd?|sv|vs|antw(?:ort)?)(?:\s*(?:\[\d+\]|\(\d+\)|\^\d+))
 # A list or gateway tag such as "[support-list]" or "[EXTERN]"; one starting with "#" is a
 # ticket reference ("[#SVC-10042-K7MQ]") and stays, because it is how replies find their case.
 _LIST_TAG = r"\[[^\[\]#][^\[\]]{0,60}\]"
-_CHAIN = re.compile(rf"\A(?:\s*(?:{_MARKER}|{_LIST_TAG}))*", re.IGNORECASE)
+_CHAIN = re.compile(rf"(?:\s*(?:{_MARKER}|{_LIST_TAG}))*", re.IGNORECASE)
 
-# Bidi overrides and isolates can make a subject display differently from what it says.
-_BIDI = dict.fromkeys(map(ord, "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"))
-_BREAKING = {"Cc", "Cs", "Zl", "Zp"}  # controls (CR, LF, NUL, ...), lone surrogates, line breaks
+# Controls (CR, LF, NUL, ...: Unicode Cc), line/paragraph separators, lone surrogates (which no
+# charset can encode) become spaces; bidi overrides and isolates, which make a subject display
+# differently from what it says, are dropped.
+_BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
 
 
 def strip_prefixes(subject: str) -> str:
     """`subject` without its leading chain of reply/forward markers and list tags."""
-    return _CHAIN.sub("", subject, count=1).strip()
+    chain = _CHAIN.match(subject)
+    return subject[chain.end() if chain else 0 :].strip()
 
 
 def clean(subject: str, limit: int = MAX_LENGTH) -> str:
@@ -38,9 +40,7 @@ def clean(subject: str, limit: int = MAX_LENGTH) -> str:
     Control characters become spaces, whitespace runs one space; a longer subject is cut at a
     word boundary (if one is in its second half) and ends in "…".
     """
-    text = subject.translate(_BIDI)
-    text = "".join(" " if unicodedata.category(c) in _BREAKING else c for c in text)
-    text = " ".join(text.split())
+    text = " ".join(_BREAKING.sub(" ", _BIDI.sub("", subject)).split())
     if len(text) <= limit:
         return text
     cut = text[: limit - 1]
