@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, select
 
-from mailbot import casetoken, outbox, quotes, subjects
+from mailbot import casetoken, hours, outbox, quotes, subjects
 from mailbot.config import Settings
 from mailbot.files import FileStore
 from mailbot.logs import event
@@ -154,9 +154,10 @@ def open_case(ctx: Context, mail: ParsedMail) -> Case:
     add_participants(ctx, case, [mail.from_addr], "requester")
     add_participants(ctx, case, [*mail.to, *mail.cc], "cc")
     record_message(ctx, case, mail)
+    case.answer_due = hours.due_at(case.created, ctx.settings.hours.target_hours, ctx.settings.hours)
     send(
         ctx, "receipt", customer_side(ctx, case),
-        {"original_subject": subject, "answer_due": None},
+        {"original_subject": subject, "answer_due": hours.describe(case.answer_due, ctx.settings.templates.language)},
         case=case, answering=mail, deadline_minutes=ctx.settings.policy.receipt_window_minutes,
     )
     return case

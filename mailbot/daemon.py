@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 
-from mailbot import config, db, pipeline
+from mailbot import config, db, pipeline, sdnotify
 from mailbot.config import Settings
 from mailbot.intake_smtp import SmtpIntake, factory
 from mailbot.logs import event
@@ -23,6 +23,15 @@ from mailbot.outbox import Courier
 
 DRAIN_SECONDS = 30.0
 BATCH = 50
+
+
+def on_loop(action: Callable[[], object]) -> Callable[[], Coroutine[None, None, None]]:
+    """Wrap a quick callable as a coroutine job, so APScheduler runs it on the event loop."""
+
+    async def job() -> None:
+        action()
+
+    return job
 
 
 class Worker:
@@ -91,9 +100,11 @@ class Daemon:
             self.loop.add_signal_handler(signum, self.stop_requested.set)
         self.loop.add_signal_handler(signal.SIGHUP, self.reload)
 
+        # Jobs are coroutines so APScheduler runs them on the event loop, not in its thread pool:
+        # asyncio.Event is not thread-safe, and the watchdog must prove the loop itself is alive.
         scheduler = AsyncIOScheduler()
-        scheduler.add_job(self.pipeline.wake.set, "interval", seconds=30, id="spool-sweep")
-        scheduler.add_job(self.outbox.wake.set, "interval", seconds=5, id="outbox-deliver")
+        scheduler.add_job(on_loop(self.pipeline.wake.set), "interval", seconds=30, id="spool-sweep")
+        scheduler.add_job(on_loop(self.outbox.wake.set), "interval", seconds=5, id="outbox-deliver")
         scheduler.add_job(self._check_breaches, "interval", seconds=60, id="receipt-window")
         scheduler.start()
         tasks = [asyncio.create_task(self.pipeline.run()), asyncio.create_task(self.outbox.run())]
@@ -101,9 +112,15 @@ class Daemon:
         self.outbox.wake.set()
         event("started", smtp=f"{settings.smtp.host}:{port}", database=self.engine.url.render_as_string(),
               relay=settings.relay.mode)
+        sdnotify.ready(f"accepting mail on {settings.smtp.host}:{port}")
+        interval = sdnotify.watchdog_interval()
+        if interval:
+            # Pinged from the event loop itself, so a wedged loop stops the pings and systemd restarts us.
+            scheduler.add_job(on_loop(sdnotify.watchdog), "interval", seconds=interval, id="watchdog")
 
         await self.stop_requested.wait()
         event("stopping")
+        sdnotify.stopping()
         intake.draining = True
         deadline = self.loop.time() + DRAIN_SECONDS
         while intake.in_flight and self.loop.time() < deadline:

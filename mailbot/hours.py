@@ -1,7 +1,7 @@
 """Business hours: when an answer is due, whether it is overdue, and how to say so in a receipt.
 
 Support promises are made in business time ("within 8 hours, Mo-Fr 09:00-16:00", seed 003), so a
-Friday 15:30 mail is due on Tuesday 10:30, not on Friday at 23:30. Opening hours are wall-clock
+Friday 15:30 mail is due on Tuesday 09:30, not on Friday at 23:30. Opening hours are wall-clock
 times in the configured zone, while the time that counts is real elapsed time: each opening span
 is turned into two instants with zoneinfo and measured in UTC, so DST switches need no special case.
 """
