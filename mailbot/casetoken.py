@@ -89,7 +89,15 @@ def mentions(subject: str, settings: TokenSettings) -> bool:
     return _pattern(settings.prefix).search(subject) is not None
 
 
+@lru_cache(maxsize=8)
+def _tag_pattern(prefix: str) -> re.Pattern[str]:
+    return re.compile(rf"\[\s*#?\s*(?:{_pattern(prefix).pattern})\s*\]", re.IGNORECASE | re.ASCII)
+
+
 def strip(subject: str, settings: TokenSettings) -> str:
-    """The subject without any `[#TOKEN]` tag (for the subject of a newly opened case)."""
-    tags = re.compile(rf"\[\s*#?\s*(?:{_pattern(settings.prefix).pattern})\s*\]", re.IGNORECASE | re.ASCII)
-    return " ".join(tags.sub(" ", subject).split())
+    """The subject without any `[#TOKEN]` tag, valid or not (for a newly opened case's subject).
+
+    A stale or mistyped tag must not be carried into the new case, where it would sit beside
+    the new case's own tag in every notice.
+    """
+    return " ".join(_tag_pattern(settings.prefix).sub(" ", subject).split())

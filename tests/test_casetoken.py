@@ -87,6 +87,30 @@ def test_other_prefix_is_not_ours() -> None:
     assert casetoken.find(casetoken.tag(casetoken.make(10042, other)), TOKENS) is None
 
 
+def test_mentions_anything_shaped_like_a_token_valid_or_not() -> None:
+    token = casetoken.make(10042, TOKENS)
+    assert casetoken.mentions(f"Re: [#{token}]", TOKENS)
+    assert casetoken.mentions("Re: [#SVC-10042-AAAA]", TOKENS)
+    assert not casetoken.mentions("Re: Drucker SVC-10042 defekt", TOKENS)
+    assert not casetoken.mentions(f"Re: X{token}", TOKENS)
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("AW: [#{t}] Drucker defekt", "AW: Drucker defekt"),
+        ("Drucker [# {lower} ] defekt", "Drucker defekt"),
+        ("Re: [#SVC-5-AAAA] [#{t}]", "Re:"),
+        ("Fall {t} ohne Klammern", "Fall {t} ohne Klammern"),
+        ("[#12345] anderes System", "[#12345] anderes System"),
+    ],
+)
+def test_strip_removes_our_tags_and_nothing_else(template: str, expected: str) -> None:
+    token = casetoken.make(10042, TOKENS)
+    subject = template.format(t=token, lower=token.lower())
+    assert casetoken.strip(subject, TOKENS) == expected.format(t=token)
+
+
 # --- properties -------------------------------------------------------------------------------
 
 
