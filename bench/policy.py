@@ -78,18 +78,21 @@ def peak(work: Callable[[bytes], None], raw: bytes) -> int:
         tracemalloc.stop()
 
 
+def human(size: float) -> str:
+    return f"{size / 1024 ** 2:.1f} MB" if size >= 1024 ** 2 else f"{size / 1024:.0f} KB"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
     seconds = parser.parse_args().seconds
-    mb = 1024 * 1024
     print(f"{'mail':<22}{'policy/s':>10}{'email/s':>10}{'ratio':>8}{'policy peak':>14}{'email peak':>13}{'ratio':>8}")
-    for label, raw in (("plain", plain_mail()), ("10 MB attachment", attachment_mail(10 * mb))):
+    for label, raw in (("plain", plain_mail()), ("10 MB attachment", attachment_mail(10 * 1024 * 1024))):
         policy_rate, base_rate = rate(policy_run, raw, seconds), rate(baseline_run, raw, seconds)
         policy_peak, base_peak = peak(policy_run, raw), peak(baseline_run, raw)
         print(f"{label:<22}{policy_rate:>10.1f}{base_rate:>10.1f}{base_rate / policy_rate:>7.1f}x"
-              f"{policy_peak / mb:>11.1f} MB{base_peak / mb:>10.1f} MB{policy_peak / base_peak:>7.1f}x"
-              f"   (raw {len(raw) / mb:.1f} MB, policy peak = {policy_peak / len(raw):.1f} x raw)")
+              f"{human(policy_peak):>14}{human(base_peak):>13}{policy_peak / base_peak:>7.1f}x"
+              f"   (raw {human(len(raw))}, policy peak = {policy_peak / len(raw):.1f} x raw)")
 
 
 if __name__ == "__main__":
