@@ -39,6 +39,7 @@ class InboundSpool(SQLModel, table=True):
     last_error: str | None = None
     verdict: str | None = None
     reason: str | None = None
+    trace: str | None = None  # the rules that ran, comma-separated, last one decided
     case_number: int | None = None
     processed_at: datetime | None = None
 

@@ -119,6 +119,7 @@ def run(
             ctx = Context(db, settings, notices or Notices(settings), files, spool_id)
             outcome = decide(ctx, row.raw, inbox.envelope_of(row))
             row.verdict, row.reason, row.case_number = outcome.verdict, outcome.reason, outcome.case
+            row.trace = ",".join(outcome.trace)
             row.status = "quarantined" if outcome.verdict in ("quarantined", "rejected") else "done"
             db.add(row)
             db.commit()

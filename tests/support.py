@@ -6,11 +6,13 @@ and the daemon as a real process.
 from __future__ import annotations
 
 import signal
+import smtplib
 import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,8 +27,11 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy.engine import Engine
 
-from mailbot import config, db
+from sqlmodel import Session, select
+
+from mailbot import config, db, views
 from mailbot.config import Settings
+from mailbot.models import InboundSpool
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -182,3 +187,65 @@ class DaemonProcess:
             self._engine.dispose()
 
 
+
+
+def compose(
+    subject: str = "Drucker druckt nicht",
+    sender: str = "kunde@customer.test",
+    to: str = "service@example.com",
+    message_id: str | None = None,
+    body: str = "Hallo,\r\nder Drucker im 2. Stock druckt nicht.\r\n",
+    headers: dict[str, str] | None = None,
+) -> bytes:
+    """A small, valid RFC 5322 mail; every header given goes in verbatim."""
+    fields = {
+        "From": sender,
+        "To": to,
+        "Subject": subject,
+        "Message-ID": f"<{message_id or uuid.uuid4().hex}@customer.test>",
+        "Date": "Mon, 23 Nov 2026 10:00:00 +0100",
+        **(headers or {}),
+    }
+    head = "".join(f"{name}: {value}\r\n" for name, value in fields.items())
+    return (head + "\r\n" + body).encode()
+
+
+class Desk:
+    """A customer's-eye view of a running daemon: send over SMTP, wait for the verdict and notices."""
+
+    def __init__(self, daemon: DaemonProcess, relay: Relay) -> None:
+        self.daemon = daemon
+        self.relay = relay
+
+    def send(self, raw: bytes, rcpt: str = "service@example.com") -> InboundSpool:
+        """Send one mail and return its spool row once processed (verdict, reason, case, trace)."""
+        with smtplib.SMTP("127.0.0.1", self.daemon.port, timeout=10) as client:
+            client.sendmail("sender@customer.test", [rcpt], raw)
+        engine = self.daemon.engine()
+        identity = message_from_bytes(raw)["Message-ID"]
+
+        def processed() -> InboundSpool | None:
+            with Session(engine) as db:
+                row = db.exec(select(InboundSpool).where(InboundSpool.message_id == identity)).first()
+                return row if row is not None and row.status != "pending" else None
+
+        return wait_for(processed)
+
+    def mails_to(self, address: str, count: int = 1) -> list[Message]:
+        """Wait until the relay has `count` mails for `address`; return all of them."""
+        def arrived() -> list[Message] | None:
+            found = [r.message for r in self.relay.messages() if address in r.rcpt_tos]
+            return found if len(found) >= count else None
+
+        return wait_for(arrived)
+
+    def case(self, number: int) -> dict[str, Any]:
+        data = views.show_case(self.daemon.engine(), number, full=True)
+        assert data is not None
+        return data
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mailbot", "--config", str(self.daemon.config_path), *args],
+            capture_output=True, text=True, cwd=str(ROOT), timeout=60,
+        )
