@@ -65,7 +65,7 @@ CASES: list[tuple[str, Decision]] = [
     ("too-large.eml", Reject("too_large", ("35 KB > 32 KB",))),
     ("nested-multipart.eml", Quarantine("mime_depth 25 > 20")),
     ("out-of-office.eml", Ignore("auto_reply")),
-    ("out-of-office-exchange.eml", Ignore("auto_reply")),
+    ("out-of-office-exchange.eml", Ignore("bounce")),  # by its null return path
     ("dsn-bounce.eml", Ignore("bounce")),
     ("mdn-read-receipt.eml", Ignore("bounce")),
     ("mailing-list.eml", Ignore("bulk")),

@@ -59,6 +59,8 @@ def test_robots_are_ignored_before_any_rule_that_answers() -> None:
         (("Auto-Submitted: no",), "erika@kunde.example", Accept()),
         (("Auto-Submitted: No (a person wrote this)",), "erika@kunde.example", Accept()),
         (("X-Autoreply: yes",), "erika@kunde.example", Ignore("auto_reply")),
+        # Exchange writes it on people's mail too: it asks us not to auto-reply, nothing more.
+        (("X-Auto-Response-Suppress: DR, OOF, AutoReply",), "erika@kunde.example", Accept()),
         (("Precedence: auto_reply",), "erika@kunde.example", Ignore("auto_reply")),
         (("X-Apple-Action: VACATION",), "erika@kunde.example", Ignore("auto_reply")),
         (("Precedence: bulk",), "erika@kunde.example", Ignore("bulk")),

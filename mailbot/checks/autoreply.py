@@ -1,9 +1,14 @@
 """Ignore auto-replies (out of office, vacation, robots): RFC 3834 says never answer them.
 
 Auto-Submitted other than "no" is the standard marker. Older responders have their own:
-Exchange writes X-Auto-Response-Suppress, Sieve and Postfix vacation X-Autoreply or
-X-Autorespond, others Precedence: auto_reply, and iCloud X-Apple-Action: VACATION (all seen in
-the corpus' out-of-office replies).
+Sieve and Postfix vacation write X-Autoreply or X-Autorespond, others Precedence: auto_reply,
+and iCloud X-Apple-Action: VACATION (all seen in the corpus' out-of-office replies).
+
+X-Auto-Response-Suppress is deliberately no marker: it asks *us* not to auto-reply, and
+Exchange puts it on people's own mail too (mail to distribution lists, some Outlook setups),
+so honouring it silently drops customers (osTicket #726, Discourse #21367, GLPI #2170,
+Redmine #19558). Exchange's own out-of-office replies come with a null return path, which the
+bounce rule already catches.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from mailbot.config import Settings
 from mailbot.mail import Envelope, ParsedMail
 from mailbot.verdicts import Decision, Ignore
 
-VENDOR_MARKERS = ("x-auto-response-suppress", "x-autoreply", "x-autorespond")
+VENDOR_MARKERS = ("x-autoreply", "x-autorespond")
 
 
 def _token(value: str | None) -> str:
