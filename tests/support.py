@@ -12,8 +12,8 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 import tomllib
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -26,7 +26,6 @@ from aiosmtpd.smtp import SMTP
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy.engine import Engine
-
 from sqlmodel import Session, select
 
 from mailbot import config, db, views
