@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from sqlmodel import select
 
-from mailbot import casetoken
+from mailbot import agents, casetoken
 from mailbot.cases import Context, add_reply, open_case, refuse
 from mailbot.mail import ParsedMail
 from mailbot.match import find_case
@@ -20,8 +20,6 @@ from mailbot.verdicts import VerdictKind
 
 
 def is_participant(ctx: Context, case: Case, address: str) -> bool:
-    if ctx.settings.agents.covers(address):
-        return True
     query = select(Participant.id).where(Participant.case_id == case.id, Participant.address == address)
     return ctx.db.exec(query).first() is not None
 
@@ -59,6 +57,9 @@ def route(ctx: Context, mail: ParsedMail, trace: list[str]) -> tuple[VerdictKind
     trace.append(rule)
     if case is None:
         return _new_case(ctx, mail, trace)
+    if agents.is_agent(mail, ctx):
+        trace.append("agent")
+        return agents.handle(ctx, case, mail, trace)
     trace.append("participant")
     if not is_participant(ctx, case, mail.from_addr):
         if ctx.settings.policy.stranger_reply == "new_case":
