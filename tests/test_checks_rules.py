@@ -143,6 +143,13 @@ def test_signature_does_not_make_an_otherwise_bad_mail_pass() -> None:
         "attachment_type", ("fehler.png: image/png",))
 
 
+def test_enriched_text_beside_plain_text_is_a_mere_alternative() -> None:
+    raw = mail("MIME-Version: 1.0", 'Content-Type: multipart/alternative; boundary="b"', body=(
+        "--b\r\nContent-Type: text/plain\r\n\r\nDrucker defekt.\r\n"
+        "--b\r\nContent-Type: text/enriched\r\n\r\n<bold>Drucker</bold> defekt.\r\n--b--\r\n"))
+    assert run(raw)[0] == Accept()
+
+
 def test_inline_pgp_message_is_encrypted() -> None:
     body = "-----BEGIN PGP MESSAGE-----\r\n\r\nhQEMA0123456789\r\n-----END PGP MESSAGE-----\r\n"
     assert run(mail(body=body))[0] == Reject("encrypted", ("inline PGP message",))
