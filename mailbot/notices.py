@@ -59,12 +59,18 @@ class Notices:
         in_reply_to: str | None = None,
         references: Sequence[str] = (),
         language: str | None = None,
+        sender: str | None = None,
     ) -> EmailMessage:
-        """A complete message with a fresh, stable Message-ID (stored with the outbox row)."""
+        """A complete message with a fresh, stable Message-ID (stored with the outbox row).
+
+        `sender` relays a person's words (an agent's answer) From that address instead of the
+        no-reply one, so the customer's answer comes back to the case, and without
+        Auto-Submitted, so the customer's systems treat it as the human mail it is.
+        """
         subject, body = self.render(kind, context, language)
         service = self.settings.service
         message = EmailMessage(policy=SMTP)
-        message["From"] = Address(display_name=service.company, addr_spec=service.noreply)
+        message["From"] = Address(display_name=service.company, addr_spec=sender or service.noreply)
         message["To"] = [Address(addr_spec=address) for address in to]
         if replies_to_service:
             # Case mail: the customer may answer it to add information. Refusal notices never
@@ -76,7 +82,8 @@ class Notices:
         if in_reply_to:
             message["In-Reply-To"] = in_reply_to
             message["References"] = " ".join([*references, in_reply_to][-10:])
-        message["Auto-Submitted"] = "auto-replied"
+        if sender is None:
+            message["Auto-Submitted"] = "auto-replied"
         message["X-Auto-Response-Suppress"] = "All"
         message["X-Mailbot-Notice"] = kind
         message.set_content(body)
