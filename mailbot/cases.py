@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from mailbot import casetoken, hours, outbox, quotes, subjects
 from mailbot.config import Settings
@@ -98,6 +98,19 @@ def record_message(ctx: Context, case: Case, mail: ParsedMail, *, kind: str = "m
     return row
 
 
+def thread_of(ctx: Context, case: Case | None) -> tuple[str | None, tuple[str, ...]]:
+    """(In-Reply-To, References) for case mail that answers no one mail (agent answers, status
+    mail): the customers' own mails on the case, so their clients file it in the conversation."""
+    if case is None:
+        return None, ()
+    query = select(Message.message_id).where(
+        Message.case_id == case.id, Message.direction == "in", Message.kind == "mail",
+        col(Message.message_id).is_not(None),
+    ).order_by(col(Message.id))
+    ids = [message_id for message_id in ctx.db.exec(query).all() if message_id]
+    return (ids[-1], tuple(ids[:-1])) if ids else (None, ())
+
+
 def send(
     ctx: Context,
     kind: str,
@@ -107,9 +120,12 @@ def send(
     case: Case | None,
     answering: ParsedMail | None,
     deadline_minutes: int | None = None,
+    sender: str | None = None,
 ) -> None:
-    """Render and queue one notice per recipient, threaded to the mail it answers."""
+    """Render and queue one mail per recipient, threaded to the mail it answers (else to the
+    case); `sender` sends From that address instead of no-reply (see Notices.compose)."""
     deadline = utcnow() + timedelta(minutes=deadline_minutes) if deadline_minutes else None
+    in_reply_to, references = (answering.message_id, answering.references) if answering else thread_of(ctx, case)
     for recipient in dict.fromkeys(recipients):
         if not recipient or recipient in own_addresses(ctx.settings):
             continue
@@ -118,8 +134,9 @@ def send(
             [recipient],
             {"case": case, "tag": casetoken.tag(case.token) if case and case.token else "", **context},
             replies_to_service=case is not None,
-            in_reply_to=answering.message_id if answering else None,
-            references=answering.references if answering else (),
+            in_reply_to=in_reply_to,
+            references=references,
+            sender=sender,
         )
         row = outbox.queue(
             ctx.db, message, kind=kind, recipient=recipient, settings=ctx.settings,
@@ -135,7 +152,7 @@ def send(
             ctx.db.add(
                 Message(
                     case_id=case.id, direction="out", message_id=row.message_id,
-                    from_addr=ctx.settings.service.noreply, to_addrs=recipient,
+                    from_addr=sender or ctx.settings.service.noreply, to_addrs=recipient,
                     subject=str(message["Subject"]), text=message.get_content(), kind="notice",
                 )
             )
