@@ -7,7 +7,6 @@ which the pipeline turns into a quarantine with the reason.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import email.utils
 import logging
@@ -89,25 +88,59 @@ def _shape(raw: bytes, message: Message) -> Shape:
     return Shape(len(raw), header_count, longest_header, longest_line, depth, part_count)
 
 
-def _attachment(index: int, item: dict[str, object]) -> Part:
-    payload_text = str(item.get("payload") or "")
-    if item.get("binary"):
-        try:
-            payload = base64.b64decode(payload_text)
-        except (binascii.Error, ValueError):
-            payload = payload_text.encode("utf-8", "surrogateescape")
-    else:
-        payload = payload_text.encode("utf-8", "surrogateescape")
-    disposition = str(item.get("content-disposition") or "").split(";")[0].strip().lower() or None
-    return Part(
-        index=index,
-        declared_type=str(item.get("mail_content_type") or "application/octet-stream").lower(),
-        detected_type=detect_type(payload),
-        filename=_decode(str(item["filename"])) if item.get("filename") else None,
-        disposition=disposition,
-        content_id=str(item.get("content-id") or "").strip("<> ") or None,
-        payload=payload,
-    )
+BODY_TYPES = ("text/plain", "text/html")
+
+
+def _is_body(part: Message, parent_type: str) -> bool:
+    """Text the sender wrote in the mail itself, not a file: unnamed, not marked attachment, and
+    plain or HTML, or another text alternative of them (text/enriched beside text/plain)."""
+    if part.get_filename() or (part.get_content_disposition() or "inline") != "inline":
+        return False
+    kind = part.get_content_type()
+    alternative = parent_type == "multipart/alternative" and kind.startswith("text/") and "rtf" not in kind
+    return kind in BODY_TYPES or alternative
+
+
+def _content(part: Message) -> bytes:
+    payload = part.get_payload(decode=True)
+    if isinstance(payload, bytes):
+        return payload
+    if part.get_content_type() == "message/delivery-status":  # header blocks: keep them readable
+        return b"\n".join(block.as_bytes() for block in part.get_payload() if isinstance(block, Message))
+    return b""
+
+
+def _files(message: Message) -> tuple[Part, ...]:
+    """Every MIME leaf that is not a body text, named or not.
+
+    Built from the MIME tree itself rather than mail-parser's attachment list, which leaves out
+    unnamed parts (a nameless EXE or winmail.dat would otherwise reach no rule at all).
+    """
+    files: list[Part] = []
+    stack: list[tuple[Message, str]] = [(message, "")]
+    while stack:
+        part, parent_type = stack.pop()
+        kind = part.get_content_type()
+        children = part.get_payload()
+        if part.is_multipart() and kind != "message/delivery-status" and isinstance(children, list):
+            stack.extend((child, kind) for child in reversed(children) if isinstance(child, Message))
+            continue
+        if _is_body(part, parent_type):
+            continue
+        data = _content(part)
+        filename = part.get_filename()
+        files.append(
+            Part(
+                index=len(files),
+                declared_type=kind,
+                detected_type=detect_type(data),
+                filename=_decode(filename) if filename else None,
+                disposition=part.get_content_disposition(),
+                content_id=str(part.get("Content-ID") or "").strip("<> ") or None,
+                payload=data,
+            )
+        )
+    return tuple(files)
 
 
 def parse(raw: bytes) -> ParsedMail:
@@ -154,7 +187,7 @@ def _parse(raw: bytes) -> ParsedMail:
         text="\n".join(parsed.text_plain),
         html="\n".join(parsed.text_html),
         content_types=tuple(part.get_content_type() for part in message.walk()),
-        attachments=tuple(_attachment(i, item) for i, item in enumerate(parsed.attachments)),
+        attachments=_files(message),
         shape=_shape(raw, message),
         defects=defects,
     )

@@ -17,7 +17,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from mailbot import checks, inbox
+from mailbot import checks, inbox, robots
 from mailbot.cases import Context, refuse
 from mailbot.checks.attachments import allowed as attachment_allowed
 from mailbot.config import Settings
@@ -73,6 +73,10 @@ def decide(ctx: Context, raw: bytes, envelope: Envelope) -> Outcome:
     )
     if isinstance(decision, Ignore):
         outcome.reason = decision.reason
+        if decision.reason == "auto_reply":
+            outcome.case = robots.record_auto_reply(ctx, mail, outcome.trace)
+        elif decision.reason == "bounce":
+            robots.record_bounce(ctx, mail, outcome.trace)
     elif isinstance(decision, Quarantine):
         outcome.verdict, outcome.reason = "quarantined", decision.reason
     elif isinstance(decision, Reject):

@@ -60,7 +60,7 @@ CASES: list[tuple[str, Decision]] = [
         "konfig.zip: application/zip (path traversal: ../../etc/cron.d/evil)",))),
     ("zip-nested-too-deep.eml", Reject("attachment_type", (
         "paket.zip: application/zip (ZIP nested deeper than 2: ebene2.zip/ebene1.zip/ebene0.zip)",))),
-    ("pgp-encrypted.eml", Reject("encrypted", ("multipart/encrypted",))),
+    ("pgp-encrypted.eml", Reject("encrypted", ("part 2: application/pgp-encrypted",))),
     ("smime-encrypted.eml", Reject("encrypted", ("smime.p7m: application/octet-stream",))),
     ("too-large.eml", Reject("too_large", ("35 KB > 32 KB",))),
     ("nested-multipart.eml", Quarantine("mime_depth 25 > 20")),

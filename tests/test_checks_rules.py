@@ -167,7 +167,6 @@ def test_new_sections_reject_unknown_keys() -> None:
     assert caught.value.problems == ["config.toml: attachments.allowed_type: unknown key"]
 
 
-@pytest.mark.xfail(strict=True, reason="parse.py: mail-parser drops nameless non-text parts, so no rule sees them")
 def test_nameless_executable_part_is_judged_too() -> None:
     body = ("--b\r\nContent-Type: text/plain\r\n\r\nHallo\r\n"
             "--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"

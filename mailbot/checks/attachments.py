@@ -15,6 +15,19 @@ from mailbot.mail import Envelope, ParsedMail, Part
 from mailbot.verdicts import Decision, Reject
 
 ZIP = "application/zip"
+# The machine-readable parts of delivery, read and abuse reports: text about a mail, not a file.
+REPORT_TYPES = frozenset({
+    "message/delivery-status", "text/rfc822-headers", "message/disposition-notification", "message/feedback-report",
+})
+
+
+def is_report_part(part: Part) -> bool:
+    """A report part that really is text (a lying declared type with other content is a file)."""
+    return part.declared_type in REPORT_TYPES and part.detected_type.startswith("text/")
+
+
+def _is_file(part: Part) -> bool:
+    return not (is_signature(part) or is_report_part(part))
 
 
 def _zip_problems(zips: list[Part], config: AttachmentSettings) -> list[str]:
@@ -28,7 +41,7 @@ def _zip_problems(zips: list[Part], config: AttachmentSettings) -> list[str]:
 
 def check(mail: ParsedMail, envelope: Envelope, settings: Settings) -> Decision | None:
     config = settings.attachments
-    files = [part for part in mail.attachments if not is_signature(part)]
+    files = [part for part in mail.attachments if _is_file(part)]
     zips = [part for part in files if part.detected_type == ZIP]
     details = [describe(part) for part in files if part.detected_type not in (ZIP, *config.allowed_types)]
     details.extend(_zip_problems(zips, config))
@@ -37,4 +50,4 @@ def check(mail: ParsedMail, envelope: Envelope, settings: Settings) -> Decision 
 
 def allowed(part: Part, settings: Settings) -> bool:
     """Whether this part's type may be attached at all (for `replay --json`; counts are `check`'s)."""
-    return is_signature(part) or part.detected_type in (ZIP, *settings.attachments.allowed_types)
+    return not _is_file(part) or part.detected_type in (ZIP, *settings.attachments.allowed_types)
