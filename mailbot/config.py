@@ -92,6 +92,7 @@ class PolicySettings(_Section):
     new_cases_by_email: Bool = True
     new_case_senders: tuple[str, ...] = ()
     unknown_token: Literal["new_case", "reject"] = "new_case"
+    reject_at_smtp: Bool = False
 
     @field_validator("new_case_senders", mode="after")
     @classmethod

@@ -17,10 +17,27 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy.engine import Engine
 
-from mailbot import inbox
+from mailbot import checks, inbox
 from mailbot.config import Settings
 from mailbot.logs import event
 from mailbot.mail import Envelope
+from mailbot.parse import ParseError, parse
+from mailbot.verdicts import Reject
+
+
+def refusal_at_data(raw: bytes, envelope: Envelope, settings: Settings) -> str | None:
+    """The content rule that refuses this mail, if any, so SMTP can say 550 instead of a notice.
+
+    Answering in the session means the sending server bounces to the real sender, and no
+    notice of ours can go to a forged one. Robots still get 250 (and are ignored later), and
+    mail that cannot be parsed is stored to be quarantined: neither is refused here.
+    """
+    try:
+        mail = parse(raw)
+    except ParseError:
+        return None
+    decision, _ = checks.run(mail, envelope, settings)
+    return decision.reason if isinstance(decision, Reject) else None
 
 
 class SmtpIntake:
@@ -58,6 +75,11 @@ class SmtpIntake:
             rcpt_to=tuple(a.lower() for a in envelope.rcpt_tos),
             source="smtp",
         )
+        if self.settings().policy.reject_at_smtp:
+            refusal = await asyncio.to_thread(refusal_at_data, raw, mail, self.settings())
+            if refusal is not None:
+                event("refused-at-smtp", message_id=None, mail_from=mail.mail_from, reason=refusal)
+                return f"550 5.7.1 Message refused ({refusal}); see {self.settings().service.portal_url}"
         self.in_flight += 1
         try:
             stored = await asyncio.to_thread(inbox.store, self.engine, raw, mail)

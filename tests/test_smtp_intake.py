@@ -102,3 +102,18 @@ def test_sigterm_finishes_work_and_exits_zero(running, relay: Relay) -> None:  #
     assert "event=stopped" in running.log()
     with Session(running.engine()) as db:
         assert db.exec(select(InboundSpool)).one().status in ("done", "pending")
+
+
+def test_reject_at_smtp_refuses_content_in_the_session(tmp_path: Path, sqlite_url: str, relay: Relay,
+                                                       daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    sections = base_sections(tmp_path, sqlite_url, relay=relay.sections(), policy={"reject_at_smtp": True})
+    daemon = daemon_factory(sections)
+    tnef = (Path(__file__).parent / "data" / "policy" / "outlook-tnef-winmail.eml").read_bytes()
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        send(daemon.port, tnef)
+    assert refused.value.smtp_code == 550
+    assert refused.value.smtp_error.startswith(b"5.7.1 Message refused (rich_text)")
+    send(daemon.port, mail("fine@customer.test"))  # acceptable mail still gets its 250 and receipt
+    wait_for(lambda: relay.messages())
+    with Session(daemon.engine()) as db:
+        assert [row.message_id for row in db.exec(select(InboundSpool)).all()] == ["<fine@customer.test>"]
