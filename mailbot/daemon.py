@@ -14,10 +14,11 @@ from collections.abc import Callable, Coroutine
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 
-from mailbot import config, db, pipeline, sdnotify
+from mailbot import config, db, overdue, pipeline, sdnotify
 from mailbot.config import Settings
 from mailbot.intake_smtp import SmtpIntake, factory
 from mailbot.logs import event
+from mailbot.models import utcnow
 from mailbot.notices import Notices
 from mailbot.outbox import Courier
 
@@ -106,6 +107,8 @@ class Daemon:
         scheduler.add_job(on_loop(self.pipeline.wake.set), "interval", seconds=30, id="spool-sweep")
         scheduler.add_job(on_loop(self.outbox.wake.set), "interval", seconds=5, id="outbox-deliver")
         scheduler.add_job(self._check_breaches, "interval", seconds=60, id="receipt-window")
+        scheduler.add_job(asyncio.to_thread, "interval", (overdue.log_overdue, self.engine), seconds=60,
+                          id="answer-targets", next_run_time=utcnow())  # first check at start
         scheduler.start()
         tasks = [asyncio.create_task(self.pipeline.run()), asyncio.create_task(self.outbox.run())]
         self.pipeline.wake.set()  # whatever a previous run left unprocessed goes first
