@@ -1,17 +1,154 @@
-"""Agent mail: a support agent's answer on a case, relayed to the customer side."""
+"""Agent mail: a support agent's answer on a case, relayed to the customer side.
+
+Agents are the configured `[agents]` addresses and domains. Anyone can write such an address
+into From, so an agent's mail that the receiving server's Authentication-Results header marks
+as failed is treated as a stranger's (trace step `agent_untrusted`). The first lines of an
+agent's new text may carry commands, which never reach the customer:
+
+    #internal                                   keep this mail an internal note
+    #status new|open|waiting|resolved|closed    change the status (and mail the customer)
+    #status waiting silent                      ... without the status mail
+
+Everything else the agent wrote is relayed to the customer side From the service address,
+threaded into the case, with the case tag in the subject, so the customer's answer comes back
+to the case. A malformed command refuses the whole mail (notice `agent_command`): a typo must
+neither reach the customer nor be dropped without the agent knowing.
+"""
 
 from __future__ import annotations
 
-from mailbot.cases import Context, add_reply
+import re
+from dataclasses import dataclass, replace
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid
+
+from mailbot import quotes
+from mailbot.cases import Context, add_participants, customer_side, record_message, refuse, send
+from mailbot.config import Settings
 from mailbot.mail import ParsedMail
-from mailbot.models import Case
+from mailbot.models import Case, utcnow
+from mailbot.parse import parse
+from mailbot.status import STATUSES, change_status
 from mailbot.verdicts import VerdictKind
 
+_COMMENT = re.compile(r"\([^()]*\)")  # RFC 8601 comments, e.g. "(p=reject dis=none)"
+_RESULT = re.compile(r"\s*([a-z][a-z0-9-]*)\s*=\s*([a-z]+)", re.IGNORECASE)
+_COMMAND = re.compile(r"#(internal|status)\b(.*)", re.IGNORECASE)
 
-def is_agent(mail: ParsedMail, ctx: Context) -> bool:
-    return ctx.settings.agents.covers(mail.from_addr)
+
+class CommandError(ValueError):
+    """A command line at the top of an agent's text that cannot be carried out."""
+
+
+@dataclass(frozen=True)
+class Commands:
+    internal: bool = False
+    status: str | None = None
+    silent: bool = False
+
+
+def authentication_failed(mail: ParsedMail) -> bool:
+    """Whether an Authentication-Results header (RFC 8601) says the sender is not who From claims:
+    dmarc=fail, or spf/dkim failed with neither passing (a forwarded mail keeps its DKIM pass).
+
+    Each header is judged on its own, so a forged "pass" header added by the sender cannot
+    outweigh the failure our receiving server recorded.
+    """
+    for value in mail.headers.get("authentication-results", ()):
+        results: dict[str, set[str]] = {}
+        for resinfo in _COMMENT.sub(" ", value).split(";")[1:]:  # [0] is the server's authserv-id
+            found = _RESULT.match(resinfo)
+            if found:
+                results.setdefault(found[1].lower(), set()).add(found[2].lower())
+        spf_dkim = results.get("spf", set()) | results.get("dkim", set())
+        if "fail" in results.get("dmarc", set()) or ("fail" in spf_dkim and "pass" not in spf_dkim):
+            return True
+    return False
+
+
+def is_agent(mail: ParsedMail, settings: Settings, trace: list[str]) -> bool:
+    """A configured agent whose mail did not fail authentication; notes the step in `trace`."""
+    if not settings.agents.covers(mail.from_addr):
+        return False
+    if authentication_failed(mail):
+        trace.append("agent_untrusted")
+        return False
+    trace.append("agent")
+    return True
+
+
+def _apply(commands: Commands, line: str, keyword: str, words: list[str]) -> Commands:
+    if keyword == "internal" and not words:
+        return replace(commands, internal=True)
+    if keyword == "status" and words and words[0] in STATUSES and words[1:] in ([], ["silent"]):
+        return replace(commands, status=words[0], silent=len(words) == 2)
+    raise CommandError(f"cannot read the command line {line!r}")
+
+
+def read_commands(text: str) -> tuple[Commands, str]:
+    """The commands on the first lines of `text`, and the text below them.
+
+    Lines starting with `#` that are not commands ("#1 priority") end the commands and are text.
+    """
+    lines = text.replace("\r\n", "\n").split("\n")
+    commands, taken = Commands(), 0
+    for line in (line.strip() for line in lines):
+        found = _COMMAND.fullmatch(line)
+        if line and found is None:
+            break
+        if found is not None:
+            commands = _apply(commands, line, found[1].lower(), found[2].lower().split())
+        taken += 1
+    return commands, "\n".join(lines[taken:]).strip()
 
 
 def handle(ctx: Context, case: Case, mail: ParsedMail, trace: list[str]) -> tuple[VerdictKind, str | None, int | None]:
-    add_reply(ctx, case, mail)
+    """An agent's mail on `case`: carry out its commands and relay its new text, or refuse it."""
+    try:
+        reply(ctx, case, mail, quotes.new_part(mail.text), trace)
+    except CommandError as exc:
+        trace.append("agent_command")
+        refuse(ctx, mail, "agent_command", (str(exc),), case)
+        return "rejected", "agent_command", case.number
     return "reply", None, case.number
+
+
+def reply(ctx: Context, case: Case, mail: ParsedMail, text: str, trace: list[str], *, internal: bool = False) -> None:
+    """Record the agent's `mail` on the case, relay `text` unless internal, then change the status.
+
+    Raises CommandError, before anything is written, if `text` starts with a malformed command;
+    `internal` keeps the answer internal whatever its first lines say (`case reply --internal`).
+    """
+    commands, text = read_commands(text)
+    if internal:
+        commands = replace(commands, internal=True)
+    row = record_message(ctx, case, mail, kind="agent")
+    row.internal = commands.internal
+    add_participants(ctx, case, [mail.from_addr], "agent")
+    if commands.internal:
+        trace.append("agent_note")
+    elif text:
+        # Not back to the agent, nor to anyone the agent already wrote to directly.
+        directly = {mail.from_addr, *mail.to, *mail.cc}
+        recipients = [address for address in customer_side(ctx, case) if address not in directly]
+        send(ctx, "agent_reply", recipients, {"text": text}, case=case, answering=None,
+             sender=ctx.settings.service.addresses[0])
+        case.answered_at = case.answered_at or utcnow()
+        trace.append("agent_relayed")
+    if commands.status and change_status(ctx, case, commands.status, silent=commands.silent, actor=mail.from_addr):
+        trace.append("status_changed")
+    ctx.db.add(case)
+
+
+def as_mail(settings: Settings, case: Case, agent: str, text: str) -> ParsedMail:
+    """An operator's answer (`mailbot case reply`) as the mail the agent would have sent."""
+    message = EmailMessage(policy=SMTP)
+    message["From"] = Address(addr_spec=agent)
+    message["To"] = Address(addr_spec=settings.service.addresses[0])
+    message["Subject"] = case.subject
+    message["Date"] = format_datetime(utcnow())
+    message["Message-ID"] = make_msgid(domain=agent.rsplit("@", 1)[-1])
+    message.set_content(text)
+    return parse(message.as_bytes())

@@ -10,20 +10,34 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from email.utils import getaddresses
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy.engine import Engine, make_url
+from sqlmodel import select
 
-from mailbot import config, db, inbox, logs, pipeline, views
+from mailbot import agents, config, db, inbox, logs, pipeline, views
+from mailbot.cases import Context
 from mailbot.config import Settings
+from mailbot.files import FileStore
 from mailbot.mail import Envelope
+from mailbot.models import Case
+from mailbot.notices import Notices
+from mailbot.status import STATUSES, change_status
 
 
 class UserError(Exception):
     """A failure to report as one line with exit code 1."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line with exit code 2, not a usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def _engine(settings: Settings, *, read_only: bool = False) -> Engine:
@@ -82,12 +96,13 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_cases(args: argparse.Namespace, settings: Settings) -> int:
-    rows = views.list_cases(_engine(settings, read_only=True), args.status)
+    rows = views.list_cases(_engine(settings, read_only=True), args.status, overdue_only=args.overdue)
     if args.json:
         _print_json(rows)
     else:
         for r in rows:
-            print(f"{r['number']}  {r['status']:<9} {r['requester']:<30} {r['subject']}")
+            due = f"  (due {r['answer_due']})" if args.overdue else ""
+            print(f"{r['number']}  {r['status']:<9} {r['requester']:<30} {r['subject']}{due}")
     return 0
 
 
@@ -102,10 +117,89 @@ def cmd_case_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@contextmanager
+def _on_case(settings: Settings, number: int) -> Iterator[tuple[Context, Case]]:
+    """One transaction on case `number` with what case actions need; rolled back on any error."""
+    with db.session(_engine(settings)) as session:
+        case = session.exec(select(Case).where(Case.number == number)).first()
+        if case is None:
+            raise UserError(f"case {number}: no such case")
+        files = FileStore(settings.storage.attachments_dir)
+        yield Context(session, settings, Notices(settings), files, spool_id=None), case
+
+
+def _mailed(ctx: Context) -> str:
+    """What the action queued, e.g. '; mailed status_changed to a@x, b@y'."""
+    kinds: dict[str, list[str]] = {}
+    for notice in ctx.queued:
+        kinds.setdefault(notice["kind"], []).append(notice["to"])
+    return "".join(f"; mailed {kind} to {', '.join(to)}" for kind, to in kinds.items())
+
+
+def _set_status(
+    settings: Settings, number: int, status: str, *, silent: bool = False, only_from: tuple[str, ...] = STATUSES
+) -> int:
+    with _on_case(settings, number) as (ctx, case):
+        previous = case.status
+        if previous not in only_from:
+            raise UserError(f"case {number}: is {previous}, not {' or '.join(only_from)}")
+        changed = change_status(ctx, case, status, silent=silent, actor="cli")
+    print(f"case {number}: {previous} -> {status}{_mailed(ctx)}" if changed else f"case {number}: already {status}")
+    return 0
+
+
+def cmd_case_status(args: argparse.Namespace, settings: Settings) -> int:
+    return _set_status(settings, args.number, args.status, silent=args.silent)
+
+
 def cmd_case_close(args: argparse.Namespace, settings: Settings) -> int:
-    if not views.set_status(_engine(settings), settings, args.number, "closed"):
-        raise UserError(f"case {args.number}: no such case")
-    print(f"case {args.number}: closed")
+    return _set_status(settings, args.number, "closed")
+
+
+def cmd_case_reopen(args: argparse.Namespace, settings: Settings) -> int:
+    return _set_status(settings, args.number, "open", only_from=("resolved", "closed"))
+
+
+def cmd_case_reply(args: argparse.Namespace, settings: Settings) -> int:
+    agent = args.sender.strip().lower()
+    if not settings.agents.covers(agent):
+        raise UserError(f"{agent}: not an agent (config [agents] addresses and domains)")
+    try:
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{args.file}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not text.strip():
+        raise UserError(f"{args.file}: empty reply")
+    trace: list[str] = []
+    with _on_case(settings, args.number) as (ctx, case):
+        try:
+            agents.reply(ctx, case, agents.as_mail(settings, case, agent, text), text, trace, internal=args.internal)
+        except agents.CommandError as exc:
+            raise UserError(f"case {args.number}: {exc}") from None
+    what = "internal note added" if "agent_note" in trace else "reply added"
+    print(f"case {args.number}: {what}{_mailed(ctx)}")
+    return 0
+
+
+def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
+    rows = views.list_outbox(_engine(settings, read_only=True), args.status)
+    if args.json:
+        _print_json(rows)
+    else:
+        for r in rows:
+            error = f"  {r['last_error']}" if r["last_error"] else ""
+            print(f"{r['id']}  {r['status']:<6} {r['kind']:<15} {r['recipient']:<30} case {r['case']}  "
+                  f"attempts {r['attempts']}{error}")
+    return 0
+
+
+def cmd_outbox_retry(args: argparse.Namespace, settings: Settings) -> int:
+    previous = views.retry_outbox(_engine(settings), args.id)
+    if previous is None:
+        raise UserError(f"outbox {args.id}: no such mail")
+    if previous == "sent":
+        raise UserError(f"outbox {args.id}: already sent")
+    print(f"outbox {args.id}: {previous} -> queued, due now")
     return 0
 
 
@@ -143,7 +237,7 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mailbot", description="Email-first ticketing daemon.")
+    parser = Parser(prog="mailbot", description="Email-first ticketing daemon.")
     parser.add_argument("--config", default=os.environ.get("MAILBOT_CONFIG", config.DEFAULT_CONFIG),
                         help="config file (default ./config.toml, or $MAILBOT_CONFIG)")
     parser.add_argument("--log-format", choices=["kv", "json"], default="kv", help="log line format")
@@ -162,16 +256,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="decide only: write nothing, send nothing")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per file")
     p = add("cases", cmd_cases, "list cases")
-    p.add_argument("--status", choices=["open", "closed", "all"], default="open")
-    p.add_argument("--json", action="store_true")
-    case = sub.add_parser("case", help="show or change one case", description="show or change one case")
+    p.add_argument("--status", choices=views.CASE_FILTERS, default="active",
+                   help="one status, all, or active (every status but closed; the default)")
+    p.add_argument("--overdue", action="store_true", help="only cases without an agent answer past their target")
+    p.add_argument("--json", action="store_true", help="print a JSON list, one object per case")
+    help_text = "show, reply to, or change one case: show | reply | status | close | reopen"
+    case = sub.add_parser("case", help=help_text, description=help_text)
     case_sub = case.add_subparsers(dest="case_command", required=True, metavar="ACTION")
     p = add("show", cmd_case_show, "show a case and its messages", case_sub)
     p.add_argument("number", type=int)
     p.add_argument("--json", action="store_true")
     p.add_argument("--full", action="store_true", help="show full bodies, with quoted history")
-    p = add("close", cmd_case_close, "close a case", case_sub)
+    p = add("reply", cmd_case_reply, "answer as an agent: relayed to the customer side like an agent's mail",
+            case_sub)
     p.add_argument("number", type=int)
+    p.add_argument("--from", dest="sender", required=True, metavar="AGENT", help="a configured agent address")
+    p.add_argument("--file", required=True, metavar="BODY",
+                   help="text file with the answer (- for stdin); may start with #internal / #status lines")
+    p.add_argument("--internal", action="store_true", help="an internal note: nothing goes to the customer side")
+    p = add("status", cmd_case_status, "set the status and mail the customer side", case_sub)
+    p.add_argument("number", type=int)
+    p.add_argument("status", choices=STATUSES)
+    p.add_argument("--silent", action="store_true", help="an internal change: send no status mail")
+    p = add("close", cmd_case_close, "close a case and mail the customer side", case_sub)
+    p.add_argument("number", type=int)
+    p = add("reopen", cmd_case_reopen, "reopen a resolved or closed case and mail the customer side", case_sub)
+    p.add_argument("number", type=int)
+    p = add("outbox", cmd_outbox, "list outgoing mail; 'outbox retry ID' sends a stuck one again now")
+    p.add_argument("--status", choices=views.OUTBOX_FILTERS, default="queued")
+    p.add_argument("--json", action="store_true", help="print a JSON list, one object per mail")
+    outbox_sub = p.add_subparsers(dest="outbox_command", metavar="[retry ID]")
+    p = add("retry", cmd_outbox_retry, "make a queued or failed mail due now, attempts reset", outbox_sub)
+    p.add_argument("id", type=int)
     p = add("quarantine", cmd_quarantine, "list, show, release or delete quarantined mail")
     p.add_argument("action", choices=["list", "show", "release", "delete"])
     p.add_argument("id", type=int, nargs="?")

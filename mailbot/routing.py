@@ -57,8 +57,7 @@ def route(ctx: Context, mail: ParsedMail, trace: list[str]) -> tuple[VerdictKind
     trace.append(rule)
     if case is None:
         return _new_case(ctx, mail, trace)
-    if agents.is_agent(mail, ctx):
-        trace.append("agent")
+    if agents.is_agent(mail, ctx.settings, trace):
         return agents.handle(ctx, case, mail, trace)
     trace.append("participant")
     if not is_participant(ctx, case, mail.from_addr):

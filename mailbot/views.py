@@ -1,19 +1,27 @@
-"""Read models for the CLI: cases, one case with its messages, spool rows, as plain dicts.
+"""Read models for the CLI: cases, one case with its messages, spool and outbox rows, as plain dicts.
 
-The dict shapes are the `--json` contract, so they live in one place.
+The dict shapes are the `--json` contract, so they live in one place. The one write here,
+`retry_outbox`, is the operator's nudge to a stuck outgoing mail.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from mailbot.config import Settings
-from mailbot.models import Attachment, Case, InboundSpool, Message, Participant, utcnow
+from mailbot import overdue
+from mailbot.models import Attachment, Case, InboundSpool, Message, Outbox, Participant, utcnow
+from mailbot.status import STATUSES
 
-OPEN_STATUSES = ("new", "open", "waiting", "resolved")
+CASE_FILTERS = ("active", "all", *STATUSES)  # active: every status but closed
+OUTBOX_FILTERS = ("queued", "sent", "failed", "all")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def _case_dict(db: Session, case: Case) -> dict[str, Any]:
@@ -27,16 +35,21 @@ def _case_dict(db: Session, case: Case) -> dict[str, Any]:
         "participants": [{"address": p.address, "role": p.role} for p in participants],
         "created": case.created.isoformat(),
         "updated": case.updated.isoformat(),
+        "answer_due": _iso(case.answer_due),
+        "answered_at": _iso(case.answered_at),
     }
 
 
-def list_cases(engine: Engine, status: str = "open") -> list[dict[str, Any]]:
+def list_cases(engine: Engine, status: str = "active", *, overdue_only: bool = False) -> list[dict[str, Any]]:
+    """Cases by `status` (one of CASE_FILTERS); `overdue_only` keeps those past their answer target."""
     with Session(engine) as db:
         query = select(Case).order_by(col(Case.number))
-        if status == "open":
-            query = query.where(col(Case.status).in_(OPEN_STATUSES))
+        if status == "active":
+            query = query.where(Case.status != "closed")
         elif status != "all":
             query = query.where(Case.status == status)
+        if overdue_only:
+            query = query.where(overdue.condition(utcnow()))
         return [_case_dict(db, case) for case in db.exec(query).all()]
 
 
@@ -52,6 +65,7 @@ def show_case(engine: Engine, number: int, *, full: bool = False) -> dict[str, A
             files = db.exec(select(Attachment).where(Attachment.message_row_id == m.id)).all()
             data["messages"].append({
                 "direction": m.direction,
+                "kind": m.kind,
                 "from": m.from_addr,
                 "to": m.to_addrs,
                 "subject": m.subject,
@@ -83,18 +97,6 @@ def render_case(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def set_status(engine: Engine, settings: Settings, number: int, status: str) -> bool:
-    with Session(engine) as db:
-        case = db.exec(select(Case).where(Case.number == number)).first()
-        if case is None:
-            return False
-        case.status, case.updated = status, utcnow()
-        case.closed_at = utcnow() if status == "closed" else None
-        db.add(case)
-        db.commit()
-        return True
-
-
 def spool_summary(row: InboundSpool) -> dict[str, Any]:
     return {
         "id": row.id,
@@ -108,3 +110,45 @@ def spool_summary(row: InboundSpool) -> dict[str, Any]:
         "last_error": row.last_error,
         "size": len(row.raw),
     }
+
+
+def outbox_summary(row: Outbox, case_number: int | None) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "case": case_number,
+        "kind": row.kind,
+        "recipient": row.recipient,
+        "status": row.status,
+        "attempts": row.attempts,
+        "created": row.created.isoformat(),
+        "next_attempt_at": row.next_attempt_at.isoformat(),
+        "sent_at": _iso(row.sent_at),
+        "last_error": row.last_error,
+        "message_id": row.message_id,
+    }
+
+
+def list_outbox(engine: Engine, status: str = "queued") -> list[dict[str, Any]]:
+    """Outgoing mail by `status` (one of OUTBOX_FILTERS), oldest first."""
+    with Session(engine) as db:
+        query = select(Outbox, Case.number).join(Case, col(Case.id) == Outbox.case_id, isouter=True)
+        if status != "all":
+            query = query.where(Outbox.status == status)
+        return [outbox_summary(row, number) for row, number in db.exec(query.order_by(col(Outbox.id))).all()]
+
+
+def retry_outbox(engine: Engine, row_id: int) -> str | None:
+    """Make a queued or failed mail due now with a fresh attempt count.
+
+    Returns the status the row had (a sent row is left alone), or None if there is no such row.
+    """
+    with Session(engine) as db:
+        row = db.get(Outbox, row_id)
+        if row is None:
+            return None
+        previous = row.status
+        if previous != "sent":
+            row.status, row.attempts, row.next_attempt_at, row.last_error = "queued", 0, utcnow(), None
+            db.add(row)
+            db.commit()
+        return previous
