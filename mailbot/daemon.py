@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 
-from mailbot import config, db, overdue, pipeline, sdnotify
+from mailbot import config, db, inbox, overdue, pipeline, sdnotify
 from mailbot.config import Settings
 from mailbot.intake_smtp import SmtpIntake, factory
 from mailbot.logs import event
@@ -36,20 +37,30 @@ def on_loop(action: Callable[[], object]) -> Callable[[], Coroutine[None, None, 
 
 
 class Worker:
-    """Runs a blocking `step` in a thread whenever woken, until a step finds nothing to do."""
+    """Runs a blocking `step` in a thread whenever woken, until a step finds nothing to do;
+    then sleeps until the next row that waits out a retry backoff is due (`next_due`)."""
 
-    def __init__(self, name: str, step: Callable[[], int]) -> None:
+    def __init__(self, name: str, step: Callable[[], int], next_due: Callable[[], datetime | None]) -> None:
         self.name = name
         self.step = step
+        self.next_due = next_due
         self.wake = asyncio.Event()
         self.stopping = False
 
     async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        timer: asyncio.TimerHandle | None = None
         while not self.stopping:
             await self.wake.wait()
             self.wake.clear()
             while not self.stopping and await asyncio.to_thread(self.step) >= BATCH:
                 pass
+            due = await asyncio.to_thread(self.next_due)
+            if timer is not None:
+                timer.cancel()
+            if due is not None:
+                delay = max(0.0, (due - utcnow()).total_seconds())
+                timer = loop.call_later(delay, self.wake.set)
 
 
 class Daemon:
@@ -92,8 +103,8 @@ class Daemon:
     async def run(self) -> int:
         self.loop = asyncio.get_running_loop()
         settings = self.current
-        self.pipeline = Worker("pipeline", self._process_batch)
-        self.outbox = Worker("outbox", lambda: self.courier.deliver_due(BATCH))
+        self.pipeline = Worker("pipeline", self._process_batch, lambda: inbox.next_due(self.engine))
+        self.outbox = Worker("outbox", lambda: self.courier.deliver_due(BATCH), self.courier.next_due)
         intake = SmtpIntake(self.engine, self.settings, self.on_stored)
         server = await self.loop.create_server(factory(intake, settings), settings.smtp.host, settings.smtp.port)
         port = server.sockets[0].getsockname()[1]

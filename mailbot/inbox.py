@@ -15,7 +15,7 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
 
-from sqlalchemy import or_, update
+from sqlalchemy import func, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -105,6 +105,13 @@ def due(engine: Engine, now: datetime, limit: int) -> list[int]:
             .limit(limit)
         )
         return [i for i in db.exec(query).all() if i is not None]
+
+
+def next_due(engine: Engine) -> datetime | None:
+    """When the earliest pending row may be tried again (after a failed attempt's backoff)."""
+    with Session(engine) as db:
+        query = select(func.min(InboundSpool.next_attempt_at)).where(InboundSpool.status == "pending")
+        return db.exec(query).one()
 
 
 def begin_attempt(engine: Engine, spool_id: int) -> int | None:

@@ -71,6 +71,12 @@ class Courier:
             )
             return list(db.exec(query).all())
 
+    def next_due(self) -> datetime | None:
+        """When the earliest queued mail is due (retries wait out their backoff)."""
+        with Session(self.engine) as db:
+            query = select(func.min(Outbox.next_attempt_at)).where(Outbox.status == "queued")
+            return db.exec(query).one()
+
     def _update(self, row_id: int | None, **values: object) -> None:
         with Session(self.engine) as db:
             row = db.get(Outbox, row_id)

@@ -11,7 +11,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine
 from sqlmodel import Session, select
-from support import Relay, base_sections, free_port, wait_for
+from support import Desk, Relay, base_sections, compose, free_port, wait_for
 from test_smtp_intake import mail, send
 
 from mailbot.config import Settings
@@ -109,3 +109,31 @@ def test_storage_failure_answers_451_not_250(tmp_path: Path) -> None:
         assert b"Traceback" not in refused.value.smtp_error
     finally:
         controller.stop()
+
+
+def test_mail_that_keeps_failing_is_quarantined_and_blocks_nothing(
+    tmp_path: Path, sqlite_url: str, relay: Relay, daemon_factory  # type: ignore[no-untyped-def]
+) -> None:
+    # A template folder without the rich_text notice makes that mail fail on every attempt.
+    templates = tmp_path / "templates"
+    for language in ("de", "en"):
+        (templates / language).mkdir(parents=True)
+        for kind in ("receipt", "reply_receipt"):
+            source = Path(__file__).parents[1] / "templates" / language / f"{kind}.txt.j2"
+            (templates / language / f"{kind}.txt.j2").write_text(source.read_text())
+    sections = base_sections(tmp_path, sqlite_url, relay=relay.sections(),
+                             templates={"dir": str(templates)}, policy={"max_attempts": 3})
+    desk = Desk(daemon_factory(sections), relay)
+    poison = (Path(__file__).parent / "data" / "policy" / "outlook-tnef-winmail.eml").read_bytes()
+    row = desk.send(poison)
+    assert (row.status, row.verdict, row.attempts) == ("quarantined", "quarantined", 3)
+    assert row.reason and row.reason.startswith("processing failed 3 times: TemplateNotFound")
+    assert desk.send(compose()).verdict == "new_case"  # the mail behind it is not held up
+
+    listed = desk.cli("quarantine", "list", "--json")
+    assert listed.returncode == 0 and f'"id": {row.id}' in listed.stdout
+    shown = desk.cli("quarantine", "show", str(row.id)).stdout  # the raw mail, as stored
+    assert shown == poison.decode().replace("\r\n", "\n")
+    assert desk.cli("quarantine", "delete", str(row.id)).returncode == 0
+    gone = desk.cli("quarantine", "show", str(row.id))
+    assert gone.returncode == 1 and gone.stderr.strip() == f"mailbot: quarantine {row.id}: no such quarantined mail"
