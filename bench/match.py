@@ -4,7 +4,10 @@ The baseline is the least any finder must do: scan each subject once for "[#SVC-
 says what the HMAC check and the tolerant pattern cost on top, independent of the machine.
 Each measurement is one function returning subjects/s; add new ones (e.g. the database lookup
 at 1k and 1M cases) the same way and print them with `report`.
-Usage: python bench/match.py [--subjects 20000] [--seconds 1.0]
+The database part opens one SQLite store with 1,000 cases and one with 1,000,000 (each case with
+one message), and measures `match.find_case` by token and by In-Reply-To in both: the rate at
+1M must stay within 20% of the rate at 1k (indexed lookups, no scans).
+Usage: python bench/match.py [--subjects 20000] [--seconds 1.0] [--large 1000000]
 """
 
 from __future__ import annotations
@@ -12,11 +15,22 @@ from __future__ import annotations
 import argparse
 import random
 import re
+import tempfile
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
 
-from mailbot import casetoken
+from sqlalchemy import insert
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from mailbot import casetoken, config, db, match
 from mailbot.config import TokenSettings
+from mailbot.mail import ParsedMail
+from mailbot.models import Case, Message
+from mailbot.parse import parse
 
 SETTINGS = TokenSettings(prefix="SVC", secret="bench-secret-0123456789", previous_secrets=("old-secret-0123456789",))
 TOPICS = ("Drucker druckt nicht", "Rechnung 2024-117: USt-IdNr. fehlt", "Zugang für neue Mitarbeiterin",
@@ -58,6 +72,47 @@ def token_find(lines: Sequence[str], seconds: float) -> float:
     return rate(lambda: [casetoken.find(s, SETTINGS) for s in lines], len(lines), seconds)
 
 
+def filled_store(folder: Path, cases: int) -> Engine:
+    """A SQLite store with `cases` cases, each with its opening message, inserted in bulk."""
+    engine = db.make_engine(f"sqlite:///{folder / f'cases-{cases}.db'}")
+    now = datetime.now(UTC)
+    with engine.begin() as conn:
+        for start in range(1, cases + 1, 50_000):
+            numbers = range(start, min(start + 50_000, cases + 1))
+            conn.execute(insert(Case), [
+                {"id": n, "number": n, "token": casetoken.make(n, SETTINGS), "subject": "Drucker", "status": "open",
+                 "requester": f"c{n}@customer.test", "created": now, "updated": now} for n in numbers])
+            conn.execute(insert(Message), [
+                {"case_id": n, "direction": "in", "message_id": f"<m{n}@customer.test>", "from_addr": "c@x.test",
+                 "date": now} for n in numbers])
+    return engine
+
+
+def lookups(cases: int, count: int, by_token: bool) -> list[ParsedMail]:
+    pick = random.Random(cases)
+    template = parse(b"From: c@customer.test\r\nSubject: x\r\nMessage-ID: <x@customer.test>\r\n\r\nText\r\n")
+    mails = []
+    for _ in range(count):
+        number = pick.randrange(1, cases + 1)
+        if by_token:
+            subject = f"AW: {casetoken.tag(casetoken.make(number, SETTINGS))} Drucker"
+            mails.append(replace(template, subject=subject))
+        else:
+            mails.append(replace(template, subject="AW: Drucker", in_reply_to=(f"<m{number}@customer.test>",)))
+    return mails
+
+
+def database_match(engine: Engine, cases: int, count: int, by_token: bool, seconds: float) -> float:
+    settings = config.parse({"service": {"addresses": ["service@example.com"], "noreply": "noreply@example.com"},
+                             "tokens": SETTINGS.model_dump()}, Path("bench.toml"))
+    mails = lookups(cases, count, by_token)
+    with Session(engine) as session:
+        def work() -> None:
+            for mail in mails:
+                assert match.find_case(session, mail, settings)[0] is not None
+        return rate(work, count, seconds)
+
+
 def report(name: str, value: float, unit: str, baseline: float) -> None:
     print(f"{name}: {value:,.0f} {unit} ({value / baseline:.2f} x baseline)")
 
@@ -66,6 +121,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subjects", type=int, default=20_000)
     parser.add_argument("--seconds", type=float, default=1.0, help="per measurement")
+    parser.add_argument("--large", type=int, default=1_000_000, help="cases in the large store")
     args = parser.parse_args()
     replies = subjects(args.subjects, with_token=True)
     new_mail = subjects(args.subjects, with_token=False)
@@ -74,6 +130,13 @@ def main() -> None:
     report("baseline re.search fixed string", baseline, "subjects/s", baseline)
     report("token find, subjects with a token", token_find(replies, args.seconds), "subjects/s", baseline)
     report("token find, subjects without one", token_find(new_mail, args.seconds), "subjects/s", baseline)
+    with tempfile.TemporaryDirectory() as tmp:
+        small, large = filled_store(Path(tmp), 1_000), filled_store(Path(tmp), args.large)
+        for by_token, name in ((True, "by token"), (False, "by In-Reply-To")):
+            at_small = database_match(small, 1_000, 2_000, by_token, args.seconds)
+            at_large = database_match(large, args.large, 2_000, by_token, args.seconds)
+            report(f"find_case {name}, 1k cases", at_small, "mails/s", at_small)
+            report(f"find_case {name}, {args.large:,} cases", at_large, "mails/s", at_small)
 
 
 if __name__ == "__main__":
