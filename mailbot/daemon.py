@@ -83,6 +83,13 @@ class Daemon:
             for problem in exc.problems:
                 event("config-rejected", problem=problem)
             return
+        fixed = [key for key, old, new in (
+            ("smtp.host", self.current.smtp.host, fresh.smtp.host),
+            ("smtp.port", self.current.smtp.port, fresh.smtp.port),
+            ("database.url", self.current.database.url, fresh.database.url),
+        ) if old != new]
+        for key in fixed:
+            event("config-restart-needed", key=key, file=self.config_path)
         self.current = fresh
         self.notices = Notices(fresh)
         self.courier.settings = fresh
@@ -106,7 +113,7 @@ class Daemon:
         self.pipeline = Worker("pipeline", self._process_batch, lambda: inbox.next_due(self.engine))
         self.outbox = Worker("outbox", lambda: self.courier.deliver_due(BATCH), self.courier.next_due)
         intake = SmtpIntake(self.engine, self.settings, self.on_stored)
-        server = await self.loop.create_server(factory(intake, settings), settings.smtp.host, settings.smtp.port)
+        server = await self.loop.create_server(factory(intake), settings.smtp.host, settings.smtp.port)
         port = server.sockets[0].getsockname()[1]
         for signum in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(signum, self.stop_requested.set)

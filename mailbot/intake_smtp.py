@@ -99,23 +99,25 @@ class SmtpIntake:
         return "451 4.3.0 Temporary server error, please try again later"
 
 
-def factory(intake: SmtpIntake, settings: Settings) -> Callable[[], Any]:
-    """Protocol factory for loop.create_server: one aiosmtpd SMTP per connection."""
-    smtp = settings.smtp
-
-    class Server(SMTP):
-        # RFC 5321 allows 1,000 octets a line, but real mail (unwrapped HTML) breaks that daily;
-        # the shape rule quarantines what exceeds the configured limit instead of losing it.
-        # (A class attribute: aiosmtpd sizes its stream reader from it in __init__.)
-        line_length_limit = settings.limits.line_length
+def factory(intake: SmtpIntake) -> Callable[[], Any]:
+    """Protocol factory for loop.create_server: one aiosmtpd SMTP per connection, built from the
+    settings in force when the connection arrives (so a reload changes limits for new sessions)."""
 
     def make() -> SMTP:
+        settings = intake.settings()
+
+        class Server(SMTP):
+            # RFC 5321 allows 1,000 octets a line, but real mail (unwrapped HTML) breaks that daily;
+            # the shape rule quarantines what exceeds the configured limit instead of losing it.
+            # (A class attribute: aiosmtpd sizes its stream reader from it in __init__.)
+            line_length_limit = settings.limits.line_length
+
         return Server(
             intake,
-            data_size_limit=smtp.max_message_size,
+            data_size_limit=settings.smtp.max_message_size,
             enable_SMTPUTF8=True,
             decode_data=False,
-            hostname=smtp.hostname,
+            hostname=settings.smtp.hostname,
             ident="mailbot",
         )
 
