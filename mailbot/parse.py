@@ -14,6 +14,7 @@ import re
 from datetime import datetime
 from email.header import decode_header, make_header
 from email.message import Message
+from html.parser import HTMLParser
 
 import magic
 import mailparser
@@ -35,6 +36,42 @@ def detect_type(payload: bytes) -> str:
     if not payload:
         return "application/x-empty"
     return str(magic.from_buffer(payload[:MAGIC_SAMPLE], mime=True))
+
+
+class _HtmlText(HTMLParser):
+    """The readable text of an HTML body, for mail that has no text/plain part."""
+
+    BREAKS = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote"})
+    HIDDEN = frozenset({"script", "style", "head", "title"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.chunks: list[str] = []
+        self.hidden = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.HIDDEN:
+            self.hidden += 1
+        elif tag in self.BREAKS:
+            self.chunks.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.HIDDEN:
+            self.hidden = max(0, self.hidden - 1)
+        elif tag in self.BREAKS:
+            self.chunks.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.hidden:
+            self.chunks.append(data)
+
+
+def html_text(html: str) -> str:
+    parser = _HtmlText()
+    parser.feed(html)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.chunks).splitlines())
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
 def _decode(value: str | None) -> str:
@@ -184,7 +221,7 @@ def _parse(raw: bytes) -> ParsedMail:
         in_reply_to=_message_ids(_header(message, "In-Reply-To")),
         references=_message_ids(_header(message, "References")),
         headers=headers,
-        text="\n".join(parsed.text_plain),
+        text="\n".join(parsed.text_plain) or html_text("\n".join(parsed.text_html)),
         html="\n".join(parsed.text_html),
         content_types=tuple(part.get_content_type() for part in message.walk()),
         attachments=_files(message),
