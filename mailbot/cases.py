@@ -18,6 +18,7 @@ from mailbot.logs import event
 from mailbot.mail import ParsedMail
 from mailbot.models import Attachment, Case, Message, Participant, utcnow
 from mailbot.notices import Notices
+from mailbot.parse import valid_address
 
 NUMBER_BASE = 10000
 
@@ -127,8 +128,8 @@ def send(
     deadline = utcnow() + timedelta(minutes=deadline_minutes) if deadline_minutes else None
     in_reply_to, references = (answering.message_id, answering.references) if answering else thread_of(ctx, case)
     for recipient in dict.fromkeys(recipients):
-        if not recipient or recipient in own_addresses(ctx.settings):
-            continue
+        if not valid_address(recipient) or recipient in own_addresses(ctx.settings):
+            continue  # nobody to answer (a garbage From), or ourselves
         message = ctx.notices.compose(
             kind,
             [recipient],

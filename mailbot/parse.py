@@ -13,6 +13,7 @@ import logging
 import re
 from datetime import datetime
 from email.header import decode_header, make_header
+from email.headerregistry import Address
 from email.message import Message
 from html.parser import HTMLParser
 
@@ -85,12 +86,24 @@ def _decode(value: str | None) -> str:
     return " ".join(text.split())
 
 
+def valid_address(address: str) -> bool:
+    """Whether `address` is a plain addr-spec we can safely write into an outgoing header."""
+    if not 3 <= len(address) <= 254 or not address.isprintable() or any(c.isspace() for c in address):
+        return False
+    try:
+        parsed = Address(addr_spec=address)
+    except Exception:  # the header parser raises a zoo of defect types for garbage
+        return False
+    return parsed.addr_spec == address and bool(parsed.username) and bool(parsed.domain)
+
+
 def _addresses(message: Message, *names: str) -> tuple[str, ...]:
+    """The valid addresses in these headers, lower-cased, in order; garbage is left out."""
     values = [str(v) for name in names for v in message.get_all(name, [])]
     found: list[str] = []
     for _, addr in email.utils.getaddresses(values):
         addr = addr.strip().lower()
-        if "@" in addr and addr not in found:
+        if valid_address(addr) and addr not in found:
             found.append(addr)
     return tuple(found)
 

@@ -148,6 +148,8 @@ def dry_run(engine: Engine, settings: Settings, raw: bytes, envelope: Envelope) 
         ctx = Context(db, settings, Notices(settings), files, None, dry_run=True)
         try:
             return decide(ctx, raw, envelope)
+        except Exception as exc:  # intake would retry, then quarantine it with this reason
+            return Outcome("quarantined", reason=f"processing failed: {type(exc).__name__}: {exc}", trace=["error"])
         finally:
             db.rollback()
 
