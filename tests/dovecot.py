@@ -149,7 +149,7 @@ class Dovecot:
         assert self._process is None, "already running"
         self._process = subprocess.Popen(
             [self.binary, "-F", "-c", str(self.root / "dovecot.conf")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -162,19 +162,37 @@ class Dovecot:
         raise RuntimeError(f"dovecot did not answer within {timeout}s:\n{self.log()}")
 
     def stop(self) -> None:
-        """Stop the server; its children close every client connection."""
+        """Stop the server and every process of it, so every client connection drops.
+
+        Dovecot's own shutdown lets IDLE sessions live on after the master has gone; a real
+        restart (or a crash of the host) does not, so the whole process group is signalled.
+        """
         if self._process is None:
             return
-        self._process.send_signal(signal.SIGTERM)
+        group = self._process.pid  # start_new_session: the master leads its own group
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGTERM)
         try:
             self._process.wait(10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
             self._process.wait()
-        self._process = None
+            self._process = None
 
     def restart(self) -> None:
         self.stop()
+        self.start()
+
+    def renumber_inbox(self) -> None:
+        """Make INBOX's UIDVALIDITY change, as when a mailbox is rebuilt or restored.
+
+        Dropping the uidlist and indexes makes Dovecot renumber every message; the kept
+        dovecot-uidvalidity counter guarantees a new value even within the same second.
+        """
+        self.stop()
+        for path in [self.maildir / "dovecot-uidlist", *self.maildir.glob("dovecot.index*")]:
+            path.unlink()
         self.start()
 
     def close(self) -> None:
@@ -214,6 +232,10 @@ class Dovecot:
             (box / "tmp" / name).write_bytes(message)
             os.rename(box / "tmp" / name, box / "new" / name)
         return count
+
+    def uidvalidity(self, folder: str = "INBOX") -> int:
+        with self.client(None) as client:
+            return int(client.select_folder(folder, readonly=True)[b"UIDVALIDITY"])
 
     def uids(self, folder: str = "INBOX") -> list[int]:
         with self.client(folder) as client:

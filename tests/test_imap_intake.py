@@ -1,0 +1,229 @@
+"""The IMAP watcher against a real Dovecot: exactly once, move after commit, IDLE, polling,
+reconnects, over-size mail and a wrong password. The watcher runs in-process here; the
+daemon-level checks (SIGKILL, the SMTP listener beside it) are in test_imap_daemon.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dovecot import FULL_CAPABILITIES, Dovecot, mail, running_dovecot
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+from support import base_sections, wait_for
+
+from mailbot import config, db, inbox, pipeline
+from mailbot.config import ImapAccount, Settings
+from mailbot.intake_imap import ImapWatcher, envelope_for, source_key
+from mailbot.models import Case, InboundSpool, Outbox
+
+
+@pytest.fixture
+def server() -> Iterator[Dovecot]:
+    with running_dovecot() as dovecot:
+        yield dovecot
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    sections = base_sections(tmp_path, f"sqlite:///{tmp_path / 'mailbot.db'}", smtp={"max_message_size": 4096})
+    return config.parse(sections, tmp_path / "config.toml")
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    engine = db.make_engine(settings.database.url)
+    yield engine
+    engine.dispose()
+
+
+def account_for(server: Dovecot, **overrides: Any) -> ImapAccount:
+    values: dict[str, Any] = {"name": "support", "host": server.host, "port": server.port, "tls": "none",
+                              "username": server.user, "password": server.password, "poll_interval": 600.0}
+    return ImapAccount(**(values | overrides))
+
+
+@contextlib.contextmanager
+def watching(account: ImapAccount, engine: Engine, settings: Settings) -> Iterator[ImapWatcher]:
+    watcher = ImapWatcher(account, engine, lambda: settings, lambda _spool_id: None)
+    watcher.start()
+    try:
+        yield watcher
+    finally:
+        watcher.stop(10)
+        assert not watcher.alive
+
+
+def cases(engine: Engine) -> list[Case]:
+    with Session(engine) as session:
+        return list(session.exec(select(Case)).all())
+
+
+def spool(engine: Engine) -> list[InboundSpool]:
+    with Session(engine) as session:
+        return list(session.exec(select(InboundSpool).order_by(col(InboundSpool.id))).all())
+
+
+def events(caplog: pytest.LogCaptureFixture, name: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if getattr(r, "event", None) == name]
+
+
+def test_new_mail_becomes_a_case_with_receipt_and_is_moved_unseen(
+    server: Dovecot, engine: Engine, settings: Settings
+) -> None:
+    server.append(mail(1))
+    with watching(account_for(server), engine, settings):
+        wait_for(lambda: server.uids("Processed"), timeout=15)
+    assert server.uids("INBOX") == []
+    assert len(cases(engine)) == 1
+    with Session(engine) as session:
+        notices = session.exec(select(Outbox)).all()
+        assert [n.recipient for n in notices] == ["alice@example.org"]
+    (row,) = spool(engine)
+    assert row.status == "done" and row.source == "imap:support"
+    assert row.source_key is not None and row.source_key.startswith("imap:support:INBOX:")
+    with server.client("Processed") as client:  # fetched with PEEK: still unread for humans
+        flags = client.get_flags(client.search("ALL"))
+        assert all(b"\\Seen" not in f for f in flags.values())
+
+
+def test_idle_delivers_within_seconds_and_survives_renewals(
+    server: Dovecot, engine: Engine, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="mailbot")
+    with watching(account_for(server, idle_renew_seconds=0.2), engine, settings):
+        wait_for(lambda: len(events(caplog, "imap-idle")) >= 3, timeout=10)  # renewed twice
+        appended = time.monotonic()
+        server.append(mail(1))
+        wait_for(lambda: server.uids("Processed"), timeout=5)
+        assert time.monotonic() - appended < 5
+    assert len(events(caplog, "imap-connected")) == 1
+
+
+def test_polls_and_copies_when_server_lacks_idle_and_move(engine: Engine, settings: Settings) -> None:
+    plain = FULL_CAPABILITIES.replace(" IDLE", "").replace(" MOVE", "")
+    with running_dovecot(capabilities=plain) as server, \
+            watching(account_for(server, poll_interval=0.2), engine, settings):
+        server.append(mail(1))
+        server.append(mail(2))
+        wait_for(lambda: len(server.uids("Processed")) == 2, timeout=15)
+        wait_for(lambda: server.uids("INBOX") == [], timeout=5)  # copied, then expunged
+    assert len(cases(engine)) == 2
+
+
+def test_mail_stored_before_a_crash_is_moved_without_a_second_case(
+    server: Dovecot, engine: Engine, settings: Settings
+) -> None:
+    """The crash between commit and move: the spool has the mail, the folder still has it too."""
+    raw = mail(1)
+    uid = server.append(raw)
+    account = account_for(server)
+    key = source_key(account, server.uidvalidity(), uid)
+    stored = inbox.store(engine, raw, envelope_for(raw, account, settings, None), key)
+    assert pipeline.process(engine, settings, stored.spool_id) == "done"
+    with watching(account, engine, settings):
+        wait_for(lambda: server.uids("Processed"), timeout=15)
+    assert len(cases(engine)) == 1 and len(spool(engine)) == 1
+
+
+def test_uidvalidity_change_does_not_process_old_mail_twice(
+    server: Dovecot, engine: Engine, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    account = account_for(server)
+    with watching(account, engine, settings):
+        server.append(mail(1))
+        wait_for(lambda: server.uids("Processed"), timeout=15)
+    # The mailbox is rebuilt (new UIDVALIDITY) and the processed mail lands in it again.
+    with server.client("Processed") as client:
+        client.copy(client.search("ALL"), "INBOX")
+    before = server.uidvalidity()
+    server.renumber_inbox()
+    assert server.uidvalidity() != before
+    server.append(mail(2))
+    with watching(account, engine, settings):
+        wait_for(lambda: len(server.uids("Processed")) == 3, timeout=15)
+    assert events(caplog, "imap-uidvalidity-changed")
+    assert len(cases(engine)) == 2
+
+
+def test_start_new_leaves_mail_that_was_there_before(
+    server: Dovecot, engine: Engine, settings: Settings
+) -> None:
+    old = server.append(mail(1))
+    with watching(account_for(server, start="new"), engine, settings) as watcher:
+        wait_for(lambda: watcher.connected, timeout=10)
+        server.append(mail(2))
+        wait_for(lambda: server.uids("Processed"), timeout=15)
+    assert server.uids("INBOX") == [old]
+    assert [c.subject for c in cases(engine)] == ["Printer broken 2"]
+
+
+def test_oversize_mail_is_refused_by_its_declared_size_and_quarantined(
+    server: Dovecot, engine: Engine, settings: Settings
+) -> None:
+    server.append(mail(1, size=20_000))
+    with watching(account_for(server), engine, settings):
+        wait_for(lambda: server.uids("Quarantine"), timeout=15)
+    (row,) = spool(engine)
+    assert row.verdict == "rejected" and row.reason == "too_large"
+    assert row.declared_size is not None and row.declared_size > 20_000
+    assert len(row.raw) < 1000 and b"x" * 76 not in row.raw  # only the header was fetched
+    with Session(engine) as session:
+        assert session.exec(select(Outbox.recipient)).all() == ["alice@example.org"]
+    assert cases(engine) == []
+
+
+def test_recovers_by_itself_when_dovecot_restarts(
+    server: Dovecot, engine: Engine, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    with watching(account_for(server), engine, settings) as watcher:
+        server.append(mail(1))
+        wait_for(lambda: len(server.uids("Processed")) == 1, timeout=15)
+        server.stop()
+        wait_for(lambda: events(caplog, "imap-reconnect"), timeout=10)
+        server.start()
+        server.append(mail(2))
+        wait_for(lambda: len(server.uids("Processed")) == 2, timeout=20)
+        assert watcher.alive
+    assert len(cases(engine)) == 2
+
+
+def test_wrong_password_is_logged_once_and_other_accounts_keep_working(
+    server: Dovecot, engine: Engine, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    wrong = account_for(server, name="wrong", password="not-the-password")
+    with watching(wrong, engine, settings) as failing, watching(account_for(server), engine, settings):
+        server.append(mail(1))
+        wait_for(lambda: server.uids("Processed"), timeout=15)
+        (failed,) = wait_for(lambda: events(caplog, "imap-login-failed"), timeout=10)
+        assert failing.alive
+    assert failed.levelno == logging.ERROR
+    assert failed.fields["account"] == "wrong" and "password" in failed.fields["hint"]  # type: ignore[attr-defined]
+
+
+def test_stop_interrupts_idle_promptly(server: Dovecot, engine: Engine, settings: Settings) -> None:
+    watcher = ImapWatcher(account_for(server), engine, lambda: settings, lambda _spool_id: None)
+    watcher.start()
+    wait_for(lambda: watcher.connected, timeout=10)
+    started = time.monotonic()
+    watcher.stop(10)
+    assert not watcher.alive and time.monotonic() - started < 2
+
+
+def test_backlog_drains_in_batches_and_new_mail_is_not_starved(
+    server: Dovecot, engine: Engine, settings: Settings
+) -> None:
+    server.drop(mail(n) for n in range(300))
+    with watching(account_for(server, batch_size=20), engine, settings):
+        wait_for(lambda: server.uids("Processed"), timeout=30)
+        urgent = server.append(mail(9999))
+        wait_for(lambda: urgent not in server.uids("INBOX"), timeout=30)
+        assert len(server.uids("INBOX")) > 0  # handled while the backlog was still waiting
+        wait_for(lambda: server.uids("INBOX") == [], timeout=60)
+    assert len(server.uids("Processed")) == 301 and len(cases(engine)) == 301
