@@ -40,11 +40,17 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
+_engines: list[Engine] = []  # disposed by main() when the command ends: no connection outlives it
+
+
 def _engine(settings: Settings, *, read_only: bool = False) -> Engine:
     url = make_url(settings.database.url)
     if read_only and url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
-        return db.make_engine("sqlite://")  # nothing stored yet: look, but create no file
-    return db.make_engine(settings.database.url)
+        engine = db.make_engine("sqlite://")  # nothing stored yet: look, but create no file
+    else:
+        engine = db.make_engine(settings.database.url)
+    _engines.append(engine)
+    return engine
 
 
 def _print_json(data: Any) -> None:
@@ -315,3 +321,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.event("command-failed", error=f"{type(exc).__name__}: {exc}")
         print(f"mailbot: {args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    finally:
+        while _engines:
+            _engines.pop().dispose()
