@@ -114,10 +114,10 @@ def next_due(engine: Engine) -> datetime | None:
         return db.exec(query).one()
 
 
-def begin_attempt(engine: Engine, spool_id: int) -> int | None:
+def begin_attempt(engine: Engine, spool_id: int) -> InboundSpool | None:
     """Count an attempt *before* processing, so a mail that crashes the process is still capped.
 
-    Returns the attempt number, or None when the row is no longer pending.
+    Returns the row (with the attempt counted), or None when it is no longer pending.
     """
     with Session(engine) as db:
         result = db.execute(
@@ -128,8 +128,7 @@ def begin_attempt(engine: Engine, spool_id: int) -> int | None:
         db.commit()
         if getattr(result, "rowcount", 0) != 1:
             return None
-        row = db.get(InboundSpool, spool_id)
-        return row.attempts if row else None
+        return db.get(InboundSpool, spool_id)
 
 
 def record_failure(engine: Engine, spool_id: int, error: str, max_attempts: int, backoff: timedelta) -> str:

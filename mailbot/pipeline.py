@@ -23,12 +23,12 @@ from mailbot.checks.attachments import allowed as attachment_allowed
 from mailbot.config import Settings
 from mailbot.files import FileStore
 from mailbot.logs import event
-from mailbot.mail import Envelope
+from mailbot.mail import Envelope, ParsedMail
 from mailbot.models import InboundSpool, utcnow
 from mailbot.notices import Notices
 from mailbot.parse import ParseError, parse
 from mailbot.routing import route
-from mailbot.verdicts import Accept, Ignore, Quarantine, Reject, VerdictKind
+from mailbot.verdicts import Accept, Decision, Ignore, Quarantine, Reject, VerdictKind
 
 VERDICT_EVENTS: dict[str, str] = {
     "new_case": "case-opened",
@@ -55,22 +55,38 @@ class Outcome:
         return data
 
 
-def decide(ctx: Context, raw: bytes, envelope: Envelope) -> Outcome:
-    """Run one mail through the whole pipeline inside the caller's transaction."""
+@dataclass(frozen=True)
+class Judgement:
+    """What the content rules say about a mail; pure, so it is worked out before any lock."""
+
+    mail: ParsedMail | None
+    decision: Decision
+    trace: list[str]
+
+
+def judge(raw: bytes, envelope: Envelope, settings: Settings) -> Judgement:
+    """Parse and run the content rules: no database, no files, no network."""
     try:
         mail = parse(raw)
     except ParseError as exc:
-        return Outcome("quarantined", reason=f"unparseable: {exc}", trace=["parse"])
-    decision, trace = checks.run(mail, envelope, ctx.settings)
-    outcome = Outcome(
-        "ignored",
-        message_id=mail.message_id,
-        trace=["parse", *trace],
-        attachments=[
-            {"filename": p.filename, "detected_type": p.detected_type, "allowed": attachment_allowed(p, ctx.settings)}
-            for p in mail.attachments
-        ],
-    )
+        return Judgement(None, Quarantine(f"unparseable: {exc}"), ["parse"])
+    decision, trace = checks.run(mail, envelope, settings)
+    return Judgement(mail, decision, ["parse", *trace])
+
+
+def act(ctx: Context, judged: Judgement) -> Outcome:
+    """Carry out a judgement inside the caller's transaction: cases, messages, notices."""
+    mail, decision = judged.mail, judged.decision
+    outcome = Outcome("ignored", trace=list(judged.trace))
+    if mail is None:
+        assert isinstance(decision, Quarantine)
+        outcome.verdict, outcome.reason = "quarantined", decision.reason
+        return outcome
+    outcome.message_id = mail.message_id
+    outcome.attachments = [
+        {"filename": p.filename, "detected_type": p.detected_type, "allowed": attachment_allowed(p, ctx.settings)}
+        for p in mail.attachments
+    ]
     if isinstance(decision, Ignore):
         outcome.reason = decision.reason
         if decision.reason == "auto_reply":
@@ -87,6 +103,11 @@ def decide(ctx: Context, raw: bytes, envelope: Envelope) -> Outcome:
         outcome.verdict, outcome.reason, outcome.case = route(ctx, mail, outcome.trace)
     outcome.notices = ctx.queued
     return outcome
+
+
+def decide(ctx: Context, raw: bytes, envelope: Envelope) -> Outcome:
+    """The whole pipeline for one mail, inside the caller's transaction."""
+    return act(ctx, judge(raw, envelope, ctx.settings))
 
 
 def _claim(db: Session, spool_id: int) -> InboundSpool | None:
@@ -110,18 +131,21 @@ def run(
     engine: Engine, settings: Settings, spool_id: int, notices: Notices | None = None
 ) -> tuple[str, Outcome | None]:
     """Like `process`, also returning the outcome (None when this call did not decide it)."""
-    attempt = inbox.begin_attempt(engine, spool_id)
-    if attempt is None:
+    pending = inbox.begin_attempt(engine, spool_id)
+    if pending is None:
         return inbox.status(engine, spool_id), None
+    attempt = pending.attempts
     try:
+        # Parsing and the content rules run before the transaction: on SQLite the transaction
+        # holds the write lock, and SMTP intake must not wait for libmagic to say 250.
+        judged = judge(pending.raw, inbox.envelope_of(pending), settings)
         with Session(engine, expire_on_commit=False) as db:
             row = _claim(db, spool_id)
             if row is None:
                 db.rollback()
                 return inbox.status(engine, spool_id), None
             files = FileStore(settings.storage.attachments_dir)
-            ctx = Context(db, settings, notices or Notices(settings), files, spool_id)
-            outcome = decide(ctx, row.raw, inbox.envelope_of(row))
+            outcome = act(Context(db, settings, notices or Notices(settings), files, spool_id), judged)
             row.verdict, row.reason, row.case_number = outcome.verdict, outcome.reason, outcome.case
             row.trace = ",".join(outcome.trace)
             row.status = "quarantined" if outcome.verdict in ("quarantined", "rejected") else "done"
