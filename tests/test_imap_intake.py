@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ import pytest
 from dovecot import FULL_CAPABILITIES, Dovecot, mail, running_dovecot
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
-from support import base_sections, wait_for
+from support import base_sections, wait_for, write_config
 
 from mailbot import config, db, inbox, pipeline
 from mailbot.config import ImapAccount, Settings
@@ -227,3 +229,65 @@ def test_backlog_drains_in_batches_and_new_mail_is_not_starved(
         assert len(server.uids("INBOX")) > 0  # handled while the backlog was still waiting
         wait_for(lambda: server.uids("INBOX") == [], timeout=60)
     assert len(server.uids("Processed")) == 301 and len(cases(engine)) == 301
+
+
+# A watcher in its own process whose on_stored hook (called after the spool commit and the
+# processing, before the MOVE) announces itself and hangs, so the test can SIGKILL it there.
+CRASHING_WATCHER = """
+import sys, time
+from pathlib import Path
+from mailbot import config, db
+from mailbot.intake_imap import ImapWatcher
+settings = config.load(sys.argv[1])
+def committed(spool_id):
+    Path(sys.argv[2]).write_text(str(spool_id))
+    time.sleep(3600)
+ImapWatcher(settings.imap.accounts[0], db.make_engine(settings.database.url), lambda: settings, committed).start()
+time.sleep(3600)
+"""
+
+
+def test_sigkill_between_commit_and_move_then_restart_gives_one_case(server: Dovecot, tmp_path: Path) -> None:
+    (tmp_path / "imap.secret").write_text(server.password + "\n")
+    path = write_config(tmp_path / "config.toml", base_sections(tmp_path, f"sqlite:///{tmp_path / 'mailbot.db'}"))
+    with path.open("a") as handle:  # password_file is relative: resolved beside config.toml
+        handle.write(f'[[imap.accounts]]\nname = "support"\nhost = "{server.host}"\nport = {server.port}\n'
+                     f'tls = "none"\nusername = "{server.user}"\npassword_file = "imap.secret"\n')
+    settings = config.load(path)
+    server.append(mail(1))
+    marker = tmp_path / "committed"
+    child = subprocess.Popen([sys.executable, "-c", CRASHING_WATCHER, str(path), str(marker)])
+    try:
+        wait_for(marker.exists, timeout=30)
+    finally:
+        child.kill()
+        child.wait()
+    engine = db.make_engine(settings.database.url)
+    assert len(server.uids("INBOX")) == 1 and [r.status for r in spool(engine)] == ["done"]
+    with watching(settings.imap.accounts[0], engine, settings):
+        wait_for(lambda: server.uids("Processed"), timeout=15)
+    assert server.uids("INBOX") == []
+    assert len(cases(engine)) == 1 and len(spool(engine)) == 1
+    engine.dispose()
+
+
+def _peak_rss_mb() -> float:
+    status = Path("/proc/self/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
+
+
+@pytest.mark.slow  # bounded by the pipeline (a case and a receipt per mail), not by IMAP
+def test_ten_thousand_waiting_messages_drain_completely_in_bounded_memory(
+    server: Dovecot, engine: Engine, settings: Settings
+) -> None:
+    total = 10_000
+    server.drop(mail(n, sender=f"c{n % 97}@customer.test", size=20_000) for n in range(total))
+    assert len(server.uids()) == total  # ~200 MB waiting: holding it all would show in the RSS
+    before = _peak_rss_mb()
+    big = account_for(server, batch_size=100)
+    with watching(big, engine, settings.model_copy(update={"smtp": settings.smtp.model_copy(
+            update={"max_message_size": 1024 * 1024})})):
+        wait_for(lambda: server.uids("INBOX") == [], timeout=1800, interval=1.0)
+    assert len(server.uids("Processed")) == total
+    assert len(spool(engine)) == total and len(cases(engine)) == total
+    assert _peak_rss_mb() - before < 100
