@@ -22,10 +22,12 @@ run: install
 test: install
 	sh scripts/install-system-deps.sh
 	$(BIN)/ruff check mailbot tests bench
+	$(BIN)/mypy mailbot
 	$(BIN)/pytest
 
 lint: install
 	$(BIN)/ruff check mailbot tests bench
+	$(BIN)/mypy mailbot
 
 ## Load figures, not tests: each prints its numbers beside a same-run baseline.
 bench: install

@@ -16,7 +16,7 @@ from mailbot.config import Settings
 from mailbot.files import FileStore
 from mailbot.logs import event
 from mailbot.mail import ParsedMail
-from mailbot.models import Attachment, Case, Message, Participant, utcnow
+from mailbot.models import Attachment, Case, Message, Participant, key, utcnow
 from mailbot.notices import Notices
 from mailbot.parse import valid_address
 
@@ -59,7 +59,7 @@ def add_participants(ctx: Context, case: Case, addresses: list[str], role: str) 
     known = set(ctx.db.exec(select(Participant.address).where(Participant.case_id == case.id)).all())
     for address in dict.fromkeys(addresses):
         if address and address not in known and address not in own_addresses(ctx.settings):
-            ctx.db.add(Participant(case_id=case.id, address=address, role=role))
+            ctx.db.add(Participant(case_id=key(case), address=address, role=role))
             known.add(address)
     ctx.db.flush()
 
@@ -67,7 +67,7 @@ def add_participants(ctx: Context, case: Case, addresses: list[str], role: str) 
 def record_message(ctx: Context, case: Case, mail: ParsedMail, *, kind: str = "mail") -> Message:
     """Store an incoming mail on the case with its attachments (files by content hash)."""
     row = Message(
-        case_id=case.id,
+        case_id=key(case),
         spool_id=ctx.spool_id,
         direction="in",
         message_id=mail.message_id,
@@ -87,7 +87,7 @@ def record_message(ctx: Context, case: Case, mail: ParsedMail, *, kind: str = "m
         digest = ctx.files.put(part.payload)
         ctx.db.add(
             Attachment(
-                message_row_id=row.id,
+                message_row_id=key(row),
                 filename=part.filename,
                 detected_type=part.detected_type,
                 size=part.size,
@@ -152,7 +152,7 @@ def send(
         if case is not None:
             ctx.db.add(
                 Message(
-                    case_id=case.id, direction="out", message_id=row.message_id,
+                    case_id=key(case), direction="out", message_id=row.message_id,
                     from_addr=sender or ctx.settings.service.noreply, to_addrs=recipient,
                     subject=str(message["Subject"]), text=message.get_content(), kind="notice",
                 )

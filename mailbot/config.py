@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 DEFAULT_CONFIG = "config.toml"
 
@@ -295,7 +295,7 @@ class Settings(_Section):
     source: str = DEFAULT_CONFIG
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: ErrorDetails) -> str:
     key = ".".join(str(part) for part in error["loc"] if not isinstance(part, int)) or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":

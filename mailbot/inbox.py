@@ -44,9 +44,9 @@ def identity(raw: bytes, envelope: Envelope) -> tuple[str, str | None]:
 
 
 def _existing(db: Session, dedupe_key: str, source_key: str | None) -> int | None:
-    match = InboundSpool.dedupe_key == dedupe_key
+    match = col(InboundSpool.dedupe_key) == dedupe_key
     if source_key is not None:
-        match = or_(match, InboundSpool.source_key == source_key)
+        match = or_(match, col(InboundSpool.source_key) == source_key)
     return db.exec(select(InboundSpool.id).where(match)).first()
 
 

@@ -14,6 +14,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def key(row: SQLModel) -> int:
+    """The primary key of a row that has been flushed (so the database has given it one)."""
+    value = getattr(row, "id", None)
+    if not isinstance(value, int):
+        raise ValueError(f"{type(row).__name__} has no id yet: flush it first")
+    return value
+
+
 class InboundSpool(SQLModel, table=True):
     """Raw mail exactly as received, stored before SMTP says 250 or IMAP moves it.
 

@@ -10,7 +10,7 @@ import mailbox
 import smtplib
 import ssl
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Protocol
 
 from mailbot.config import RelaySettings
@@ -81,7 +81,7 @@ def _maildir_session(relay: RelaySettings) -> Iterator[Delivery]:
     yield deliver
 
 
-def session(relay: RelaySettings) -> contextmanager[Delivery]:  # type: ignore[valid-type]
+def session(relay: RelaySettings) -> AbstractContextManager[Delivery]:
     """One relay connection for a batch of deliveries."""
     return _smtp_session(relay) if relay.mode == "smtp" else _maildir_session(relay)
 
