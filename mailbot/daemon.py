@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from mailbot import config, db, inbox, overdue, pipeline, sdnotify
 from mailbot.config import Settings
+from mailbot.intake_imap import ImapWatcher
 from mailbot.intake_smtp import SmtpIntake, factory
 from mailbot.logs import event
 from mailbot.models import utcnow
@@ -71,6 +72,7 @@ class Daemon:
         self.notices = Notices(settings)
         self.courier = Courier(self.engine, settings)
         self.stop_requested = asyncio.Event()
+        self.watchers: list[ImapWatcher] = []
 
     def settings(self) -> Settings:
         return self.current
@@ -90,9 +92,12 @@ class Daemon:
         ) if old != new]
         for key in fixed:
             event("config-restart-needed", key=key, file=self.config_path)
+        accounts_changed = fresh.imap.accounts != self.current.imap.accounts
         self.current = fresh
         self.notices = Notices(fresh)
         self.courier.settings = fresh
+        if accounts_changed:
+            self.loop.create_task(self._restart_watchers())
         event("config-reloaded", file=self.config_path)
 
     def _process_batch(self) -> int:
@@ -103,6 +108,22 @@ class Daemon:
 
     def _stopping(self) -> bool:
         return self.pipeline.stopping
+
+    def _start_watchers(self) -> None:
+        self.watchers = [ImapWatcher(account, self.engine, self.settings, self.on_stored)
+                         for account in self.current.imap.accounts]
+        for watcher in self.watchers:
+            watcher.start()
+
+    async def _stop_watchers(self) -> None:
+        await asyncio.gather(*(asyncio.to_thread(watcher.stop) for watcher in self.watchers))
+        self.watchers = []
+
+    async def _restart_watchers(self) -> None:
+        """A reload that changes [[imap.accounts]]: each watcher stops between messages, then
+        the new set starts; mail is only ever moved after its commit, so nothing is lost."""
+        await self._stop_watchers()
+        self._start_watchers()
 
     def on_stored(self, _spool_id: int) -> None:
         self.loop.call_soon_threadsafe(self.pipeline.wake.set)
@@ -115,6 +136,7 @@ class Daemon:
         intake = SmtpIntake(self.engine, self.settings, self.on_stored)
         server = await self.loop.create_server(factory(intake), settings.smtp.host, settings.smtp.port)
         port = server.sockets[0].getsockname()[1]
+        self._start_watchers()
         for signum in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(signum, self.stop_requested.set)
         self.loop.add_signal_handler(signal.SIGHUP, self.reload)
@@ -132,7 +154,7 @@ class Daemon:
         self.pipeline.wake.set()  # whatever a previous run left unprocessed goes first
         self.outbox.wake.set()
         event("started", smtp=f"{settings.smtp.host}:{port}", database=self.engine.url.render_as_string(),
-              relay=settings.relay.mode)
+              relay=settings.relay.mode, imap_accounts=len(self.watchers))
         sdnotify.ready(f"accepting mail on {settings.smtp.host}:{port}")
         interval = sdnotify.watchdog_interval()
         if interval:
@@ -147,6 +169,7 @@ class Daemon:
         while intake.in_flight and self.loop.time() < deadline:
             await asyncio.sleep(0.05)
         server.close()
+        await self._stop_watchers()
         scheduler.shutdown(wait=False)
         for worker in (self.pipeline, self.outbox):
             worker.stopping = True
