@@ -1,0 +1,116 @@
+"""`mailbot run` with IMAP accounts, against a private Dovecot and the recording relay:
+a mail appended to the mailbox becomes a case and a receipt, a SIGKILL between the spool
+commit and the MOVE costs no second case, and a wrong password leaves SMTP working.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dovecot import Dovecot, mail, running_dovecot
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, func, select
+from support import DaemonProcess, Relay, base_sections, toml_value, wait_for, write_config
+
+from mailbot.models import Case, InboundSpool
+
+Start = Callable[..., DaemonProcess]
+
+
+@pytest.fixture
+def server() -> Iterator[Dovecot]:
+    with running_dovecot() as dovecot:
+        yield dovecot
+
+
+@pytest.fixture
+def start(tmp_path: Path, relay: Relay) -> Iterator[Start]:
+    """Start `mailbot run` with IMAP accounts ([[imap.accounts]] tables) and the recording relay."""
+    started: list[DaemonProcess] = []
+
+    def make(*accounts: dict[str, Any]) -> DaemonProcess:
+        path = write_config(tmp_path / "config.toml", base_sections(
+            tmp_path, f"sqlite:///{tmp_path / 'mailbot.db'}", relay=relay.sections()))
+        with path.open("a") as handle:
+            for account in accounts:
+                handle.write("[[imap.accounts]]\n")
+                handle.writelines(f"{key} = {toml_value(value)}\n" for key, value in account.items())
+        process = DaemonProcess(path, tmp_path / "mailbot.log")
+        started.append(process)
+        return process.start()
+
+    yield make
+    for process in started:
+        if process.proc and process.proc.poll() is None:
+            process.kill()
+
+
+def account(server: Dovecot, **overrides: Any) -> dict[str, Any]:
+    return {"name": "support", "host": server.host, "port": server.port, "tls": "none",
+            "username": server.user, "password": server.password, "poll_interval": 600.0} | overrides
+
+
+def count(engine: Engine, table: type[Case] | type[InboundSpool]) -> int:
+    with Session(engine) as session:
+        return int(session.exec(select(func.count()).select_from(table)).one())
+
+
+def test_appended_mail_becomes_case_and_receipt_within_seconds_by_idle(
+    server: Dovecot, relay: Relay, start: Start
+) -> None:
+    daemon = start(account(server))
+    wait_for(lambda: "event=imap-idle" in daemon.log() or "event=imap-connected" in daemon.log())
+    appended = time.monotonic()
+    server.append(mail(1))
+    wait_for(lambda: server.uids("Processed"), timeout=10)
+    assert time.monotonic() - appended < 5  # poll_interval is 600 s: only IDLE is this quick
+    receipt = wait_for(relay.messages, timeout=20)[0]
+    assert receipt.rcpt_tos == ["alice@example.org"]
+    assert receipt.message["Subject"].endswith("Printer broken 1")
+    assert server.uids("INBOX") == []
+    assert count(daemon.engine(), Case) == 1
+    assert daemon.stop() == 0
+
+
+def test_sigkill_between_commit_and_move_then_restart_gives_no_second_case(
+    server: Dovecot, relay: Relay, start: Start
+) -> None:
+    total = 80
+    server.drop(mail(n, sender=f"c{n}@customer.test") for n in range(total))
+    daemon = start(account(server, batch_size=total))  # one batch: nothing moves until all are in
+    engine = daemon.engine()
+    wait_for(lambda: count(engine, InboundSpool) >= 10, timeout=60)
+    daemon.kill()
+    committed = count(engine, InboundSpool)
+    assert server.uids("Processed") == [] and 10 <= committed < total  # stored, not yet moved
+    daemon.start()
+    wait_for(lambda: server.uids("INBOX") == [], timeout=120, interval=0.5)
+    assert len(server.uids("Processed")) == total
+    assert count(engine, InboundSpool) == total and count(engine, Case) == total
+    wait_for(lambda: len(relay.messages()) >= total, timeout=60)
+    # One receipt per mail. The kill may also hit the outbox after the relay's 250 and before
+    # "sent" was recorded: that one receipt goes out again, with the same Message-ID.
+    receipts = {(r.message["In-Reply-To"], r.message["Message-ID"]) for r in relay.messages()}
+    assert len(receipts) == len({reply_to for reply_to, _ in receipts}) == total
+    assert len(relay.messages()) <= total + 1
+    assert daemon.stop() == 0
+    engine.dispose()
+
+
+def test_wrong_password_is_logged_clearly_and_smtp_keeps_working(
+    server: Dovecot, relay: Relay, start: Start
+) -> None:
+    daemon = start(account(server, password="wrong"))
+    wait_for(lambda: "event=imap-login-failed" in daemon.log(), timeout=15)
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=10) as client:
+        client.sendmail("kunde@customer.test", ["service@example.com"],
+                        mail(2, sender="kunde@customer.test", to="service@example.com"))
+    wait_for(relay.messages, timeout=20)
+    (line,) = [x for x in daemon.log().splitlines() if "event=imap-login-failed" in x]
+    assert "level=error" in line and "account=support" in line and "AUTHENTICATIONFAILED" in line
+    assert daemon.stop() == 0
