@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import select
 
-from mailbot import agents, config, db, inbox, logs, pipeline, views
+from mailbot import agents, config, db, inbox, logs, pipeline, selfcheck, views
 from mailbot.cases import Context
 from mailbot.config import Settings
 from mailbot.files import FileStore
@@ -64,7 +64,14 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
-    print(f"{args.config}: ok")
+    problems = selfcheck.template_problems(settings)
+    if args.connect:
+        problems += selfcheck.connection_problems(settings)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return 2
+    print(f"{args.config}: ok" + (" (relay and IMAP accounts answer)" if args.connect else ""))
     return 0
 
 
@@ -256,14 +263,16 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add("run", cmd_run, "run the daemon (SMTP intake, processing, outbox)")
-    add("check-config", cmd_check_config, "validate the config file; exit 2 with one line per problem")
+    p = add("check-config", cmd_check_config,
+            "validate the config file and render every template; exit 2 with one line per problem")
+    p.add_argument("--connect", action="store_true", help="also log in to the relay and every IMAP account")
     p = add("replay", cmd_replay, "run raw RFC 5322 files through the pipeline")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.add_argument("--dry-run", action="store_true", help="decide only: write nothing, send nothing")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per file")
     p = add("cases", cmd_cases, "list cases")
-    p.add_argument("--status", choices=views.CASE_FILTERS, default="active",
-                   help="one status, all, or active (every status but closed; the default)")
+    p.add_argument("--status", choices=views.CASE_FILTERS, default="open",
+                   help="open (every case not closed; the default), closed, all, or one status")
     p.add_argument("--overdue", action="store_true", help="only cases without an agent answer past their target")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per case")
     help_text = "show, reply to, or change one case: show | reply | status | close | reopen"

@@ -14,9 +14,9 @@ from sqlmodel import Session, col, select
 
 from mailbot import overdue
 from mailbot.models import Attachment, Case, InboundSpool, Message, Outbox, Participant, utcnow
-from mailbot.status import STATUSES
 
-CASE_FILTERS = ("active", "all", *STATUSES)  # active: every status but closed
+# "open" means every case not closed (new, open, waiting, resolved); the others are one status each.
+CASE_FILTERS = ("open", "closed", "all", "new", "waiting", "resolved")
 OUTBOX_FILTERS = ("queued", "sent", "failed", "all")
 
 
@@ -40,11 +40,11 @@ def _case_dict(db: Session, case: Case) -> dict[str, Any]:
     }
 
 
-def list_cases(engine: Engine, status: str = "active", *, overdue_only: bool = False) -> list[dict[str, Any]]:
+def list_cases(engine: Engine, status: str = "open", *, overdue_only: bool = False) -> list[dict[str, Any]]:
     """Cases by `status` (one of CASE_FILTERS); `overdue_only` keeps those past their answer target."""
     with Session(engine) as db:
         query = select(Case).order_by(col(Case.number))
-        if status == "active":
+        if status == "open":
             query = query.where(Case.status != "closed")
         elif status != "all":
             query = query.where(Case.status == status)

@@ -158,7 +158,7 @@ def test_refusals_are_one_line_with_exit_code(mailbot: Shell, tmp_path: Path) ->
         (("case", "status", str(number), "archived"), 2, "mailbot case status: argument status: invalid choice: "
          "'archived' (choose from 'new', 'open', 'waiting', 'resolved', 'closed') (see mailbot case status --help)"),
         (("cases", "--status", "gone"), 2, "mailbot cases: argument --status: invalid choice: 'gone' (choose from "
-         "'active', 'all', 'new', 'open', 'waiting', 'resolved', 'closed') (see mailbot cases --help)"),
+         "'open', 'closed', 'all', 'new', 'waiting', 'resolved') (see mailbot cases --help)"),
     ]
     for args, code, line in cases:
         result = mailbot(*args)

@@ -63,3 +63,19 @@ def test_relative_paths_resolve_beside_the_config_file(tmp_path: Path) -> None:
                             tmp_path / "etc" / "config.toml")
     assert settings.database.url == f"sqlite:///{tmp_path / 'etc' / 'data' / 'x.db'}"
     assert settings.relay.maildir == str(tmp_path / "etc" / "out")
+
+
+def test_check_config_renders_every_template(tmp_path: Path) -> None:
+    import shutil
+
+    templates = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", templates)
+    (templates / "en" / "receipt.txt.j2").write_text("{% block subject %}{{ tag }{% endblock %}")
+    (templates / "de" / "case_closed.txt.j2").unlink()
+    config = write_config(tmp_path / "config.toml",
+                          base_sections(tmp_path, "sqlite://", templates={"dir": str(templates)}))
+    result = mailbot(config, "check-config")
+    assert result.returncode == 2
+    assert sorted(line.split(": ")[0] for line in result.stderr.splitlines()) == [
+        str(templates / "de" / "case_closed.txt.j2"), str(templates / "en" / "receipt.txt.j2")]
+    assert "TemplateSyntaxError" in result.stderr and "TemplateNotFound" in result.stderr
