@@ -33,7 +33,7 @@ from mailbot.config import ImapAccount, Settings
 from mailbot.imap_session import NETWORK_ERRORS, ImapSession, check_login, connect
 from mailbot.logs import event
 from mailbot.mail import Envelope
-from mailbot.models import ImapCursor
+from mailbot.models import ImapCursor, utcnow
 from mailbot.notices import Notices
 
 __all__ = ["ImapWatcher", "check_login"]
@@ -193,9 +193,11 @@ class ImapWatcher:
         targets: dict[str, list[int]] = {}
         fitting = {uid: size for uid, size in sizes.items() if size <= limit}
         for uid, raw in session.bodies(fitting):
+            if self._stopping.is_set():  # stop between messages; what is done still gets moved
+                break
             self._ingest(session, settings, uid, raw, None, targets)
         for uid in sorted(set(sizes) - set(fitting)):  # too large: only the header, with the size
-            header = session.header(uid)
+            header = None if self._stopping.is_set() else session.header(uid)
             if header is not None:
                 self._ingest(session, settings, uid, header, sizes[uid], targets)
         for folder, moving in targets.items():
@@ -210,11 +212,18 @@ class ImapWatcher:
         stored = inbox.store(self.engine, raw, envelope, key)
         event("stored", spool=stored.spool_id, source=envelope.source, uid=uid, size=declared_size or len(raw),
               duplicate=stored.duplicate or None, mail_from=envelope.mail_from)
-        if self._notices is None or self._notices[0] is not settings:
-            self._notices = (settings, Notices(settings))
-        state = pipeline.process(self.engine, settings, stored.spool_id, self._notices[1])
-        if not stored.duplicate:
-            self.on_stored(stored.spool_id)
+        # Seen before (a refetch after a crash, or the same mail by SMTP too): only move it,
+        # unless it is pending and due (the crash came before processing). A pending row that
+        # waits for a retry is left to the daemon's worker and its backoff.
+        row = inbox.get(self.engine, stored.spool_id) if stored.duplicate else None
+        if row is not None and not (row.status == "pending" and row.next_attempt_at <= utcnow()):
+            state = row.status
+        else:
+            if self._notices is None or self._notices[0] is not settings:
+                self._notices = (settings, Notices(settings))
+            state = pipeline.process(self.engine, settings, stored.spool_id, self._notices[1])
+            if not stored.duplicate:
+                self.on_stored(stored.spool_id)
         folder = {"done": self.account.processed_folder, "quarantined": self.account.quarantine_folder}.get(state)
         if folder is not None:  # "pending": stays in the folder, moved by a later pass once decided
             targets.setdefault(folder, []).append(uid)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -119,19 +120,36 @@ def test_polls_and_copies_when_server_lacks_idle_and_move(engine: Engine, settin
     assert len(cases(engine)) == 2
 
 
+@pytest.mark.parametrize("processed", [True, False], ids=["crash-before-move", "crash-before-processing"])
 def test_mail_stored_before_a_crash_is_moved_without_a_second_case(
-    server: Dovecot, engine: Engine, settings: Settings
+    server: Dovecot, engine: Engine, settings: Settings, processed: bool
 ) -> None:
-    """The crash between commit and move: the spool has the mail, the folder still has it too."""
+    """The crash after the spool commit: the spool has the mail, the folder still has it too."""
     raw = mail(1)
     uid = server.append(raw)
     account = account_for(server)
     key = source_key(account, server.uidvalidity(), uid)
     stored = inbox.store(engine, raw, envelope_for(raw, account, settings, None), key)
-    assert pipeline.process(engine, settings, stored.spool_id) == "done"
+    if processed:
+        assert pipeline.process(engine, settings, stored.spool_id) == "done"
     with watching(account, engine, settings):
         wait_for(lambda: server.uids("Processed"), timeout=15)
-    assert len(cases(engine)) == 1 and len(spool(engine)) == 1
+    assert len(cases(engine)) == 1 and [(r.status, r.attempts) for r in spool(engine)] == [("done", 1)]
+
+
+def test_pending_mail_waiting_for_its_retry_stays_and_is_not_retried_early(
+    server: Dovecot, engine: Engine, settings: Settings
+) -> None:
+    raw = mail(1)
+    account = account_for(server, poll_interval=0.2, idle=False)
+    key = source_key(account, server.uidvalidity(), server.append(raw))
+    stored = inbox.store(engine, raw, envelope_for(raw, account, settings, None), key)
+    inbox.record_failure(engine, stored.spool_id, "relay down", 5, timedelta(hours=1))
+    with watching(account, engine, settings):
+        server.append(mail(2))
+        wait_for(lambda: server.uids("Processed"), timeout=15)  # a pass that saw both mails
+    assert len(server.uids("INBOX")) == 1
+    assert [(r.status, r.attempts) for r in spool(engine)] == [("pending", 0), ("done", 1)]
 
 
 def test_uidvalidity_change_does_not_process_old_mail_twice(
