@@ -10,6 +10,7 @@ refuses uid 0 for mail access and serves the Maildir as `nobody`.
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
 import pwd
 import shutil
@@ -124,7 +125,7 @@ class Dovecot:
         else:
             mail_user = pwd.getpwuid(os.geteuid())
             internal_user = login_user = mail_user.pw_name
-            internal_group = str(os.getegid())
+            internal_group = grp.getgrgid(os.getegid()).gr_name
         (self.root / "mail").mkdir()
         os.chown(self.root / "mail", mail_user.pw_uid, mail_user.pw_gid)
         self._mail_owner = (mail_user.pw_uid, mail_user.pw_gid)
