@@ -56,10 +56,13 @@ def customer_side(ctx: Context, case: Case) -> list[str]:
 
 
 def add_participants(ctx: Context, case: Case, addresses: list[str], role: str) -> None:
+    """Add new addresses to the case; an agent CC'd by a customer joins as an agent, so the
+    customer-side mail (receipts, status mails, relayed answers) never goes back to staff."""
     known = set(ctx.db.exec(select(Participant.address).where(Participant.case_id == case.id)).all())
     for address in dict.fromkeys(addresses):
         if address and address not in known and address not in own_addresses(ctx.settings):
-            ctx.db.add(Participant(case_id=key(case), address=address, role=role))
+            as_role = "agent" if ctx.settings.agents.covers(address) else role
+            ctx.db.add(Participant(case_id=key(case), address=address, role=as_role))
             known.add(address)
     ctx.db.flush()
 

@@ -19,6 +19,8 @@ from mailbot.config import Settings
 from mailbot.logs import event
 from mailbot.models import Outbox, utcnow
 
+PERSONAL = "agent_reply"
+
 
 def recent_count(db: Session, recipient: str, since: datetime) -> int:
     query = select(func.count()).where(Outbox.recipient == recipient, Outbox.created >= since)
@@ -35,10 +37,13 @@ def queue(
     case_id: int | None = None,
     deadline: datetime | None = None,
 ) -> Outbox | None:
-    """Add a rendered mail to the outbox, unless the recipient's notice rate is used up."""
+    """Add a rendered mail to the outbox, unless the recipient's rate of automatic mail is used up.
+
+    A person's answer relayed by mailbot (`agent_reply`) is no automatic mail and is never held back.
+    """
     policy = settings.policy
-    now = utcnow()
-    if recent_count(db, recipient, now - timedelta(minutes=policy.notice_window_minutes)) >= policy.notice_limit:
+    since = utcnow() - timedelta(minutes=policy.notice_window_minutes)
+    if kind != PERSONAL and recent_count(db, recipient, since) >= policy.notice_limit:
         event("notice-suppressed", kind=kind, to=recipient, reason="rate_limit")
         return None
     row = Outbox(

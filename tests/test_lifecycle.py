@@ -139,3 +139,11 @@ def test_same_mail_to_two_service_aliases_is_stored_once(start: Start) -> None:
     second = desk.send(raw, rcpt="support@example.com")
     assert first.id == second.id
     assert len(desk.cli("cases", "--json").stdout.split('"number"')) == 2
+
+
+def test_agent_in_copy_joins_as_agent_and_gets_no_customer_mail(start: Start) -> None:
+    desk = start(agents={"domains": ["staff.example.com"]})
+    number, _ = open_case(desk, headers={"Cc": "anna@staff.example.com"})
+    roles = {p["address"]: p["role"] for p in desk.case(number)["participants"]}
+    assert roles == {"kunde@customer.test": "requester", "anna@staff.example.com": "agent"}
+    assert all("anna@staff.example.com" not in r.rcpt_tos for r in desk.relay.messages())
