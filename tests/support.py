@@ -5,6 +5,7 @@ and the daemon as a real process.
 
 from __future__ import annotations
 
+import os
 import signal
 import smtplib
 import socket
@@ -138,11 +139,11 @@ class DaemonProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self._engine: Engine | None = None
 
-    def start(self) -> DaemonProcess:
+    def start(self, env: dict[str, str] | None = None) -> DaemonProcess:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "mailbot", "--config", str(self.config_path), "run"],
-                stdout=log, stderr=log, cwd=str(ROOT),
+                stdout=log, stderr=log, cwd=str(ROOT), env={**os.environ, **(env or {})},
             )
         wait_for(self._listening, timeout=30)
         return self

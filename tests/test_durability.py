@@ -134,6 +134,9 @@ def test_mail_that_keeps_failing_is_quarantined_and_blocks_nothing(
     assert listed.returncode == 0 and f'"id": {row.id}' in listed.stdout
     shown = desk.cli("quarantine", "show", str(row.id)).stdout  # the raw mail, as stored
     assert shown == poison.decode().replace("\r\n", "\n")
-    assert desk.cli("quarantine", "delete", str(row.id)).returncode == 0
+    released = desk.cli("quarantine", "release", str(row.id))  # still failing: back in quarantine
+    assert released.returncode == 0 and released.stdout.strip() == f"quarantine {row.id}: released, now pending"
+    assert desk.cli("quarantine", "delete", str(row.id)).returncode == 1  # pending again, not deletable
+    wait_for(lambda: desk.cli("quarantine", "delete", str(row.id)).returncode == 0, timeout=30)
     gone = desk.cli("quarantine", "show", str(row.id))
     assert gone.returncode == 1 and gone.stderr.strip() == f"mailbot: quarantine {row.id}: no such quarantined mail"

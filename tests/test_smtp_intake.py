@@ -44,6 +44,9 @@ def test_new_mail_opens_case_and_relays_a_threaded_receipt(running, relay: Relay
     assert "<first@customer.test>" in message["References"]
     assert message["Auto-Submitted"] == "auto-replied"
     assert message["Message-ID"] and message["Date"]
+    assert message["Reply-To"].addresses[0].addr_spec == "service@example.com"  # answers reach the case
+    body = message.get_content()
+    assert "10001" in body and "Eine Antwort erhalten Sie voraussichtlich bis " in body  # business-hours target
     with Session(running.engine()) as db:
         case = db.exec(select(Case)).one()
         assert case.number == 10001 and case.requester == "kunde@customer.test"
