@@ -68,9 +68,9 @@ def _floor(engine: Engine, account: ImapAccount, session: ImapSession) -> int:
     fresh = session.uidnext - 1 if account.start == "new" else 0
     with Session(engine) as db:
         cursor = db.get(ImapCursor, account.name)
-        if cursor is not None and (cursor.folder, cursor.uidvalidity) == (account.folder, session.uidvalidity):
-            return cursor.last_uid
-        if cursor is not None:
+        if cursor is not None and cursor.folder == account.folder:
+            if cursor.uidvalidity == session.uidvalidity:
+                return cursor.last_uid
             event("imap-uidvalidity-changed", logging.WARNING, account=account.name, folder=account.folder,
                   old=cursor.uidvalidity, new=session.uidvalidity, start=account.start)
         cursor = cursor or ImapCursor(account=account.name, folder=account.folder, uidvalidity=0)
