@@ -126,7 +126,10 @@ class Daemon:
         self._start_watchers()
 
     def on_stored(self, _spool_id: int) -> None:
+        """A mail reached the spool (SMTP), or was stored and processed already (IMAP watchers
+        process their own mail): wake both workers, so its receipt goes out at once."""
         self.loop.call_soon_threadsafe(self.pipeline.wake.set)
+        self.loop.call_soon_threadsafe(self.outbox.wake.set)
 
     async def run(self) -> int:
         self.loop = asyncio.get_running_loop()

@@ -294,12 +294,14 @@ def _peak_rss_mb() -> float:
     return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
 
 
-@pytest.mark.slow  # bounded by the pipeline (a case and a receipt per mail), not by IMAP
 def test_ten_thousand_waiting_messages_drain_completely_in_bounded_memory(
     server: Dovecot, engine: Engine, settings: Settings
 ) -> None:
+    # List mail: the whole way (fetch, spool, rules, move) but no case per mail, so this times
+    # the IMAP drain; what a case costs is measured by bench/imap_ingest.py and bench/smtp_ingest.py.
     total = 10_000
-    server.drop(mail(n, sender=f"c{n % 97}@customer.test", size=20_000) for n in range(total))
+    server.drop(mail(n, sender=f"c{n % 97}@customer.test", size=20_000)
+                .replace(b"\r\nTo:", b"\r\nList-Id: <news.customer.test>\r\nTo:", 1) for n in range(total))
     assert len(server.uids()) == total  # ~200 MB waiting: holding it all would show in the RSS
     before = _peak_rss_mb()
     big = account_for(server, batch_size=100)
@@ -309,5 +311,6 @@ def test_ten_thousand_waiting_messages_drain_completely_in_bounded_memory(
     assert _peak_rss_mb() - before < 100
     assert len(server.uids("Processed")) == total
     with Session(engine) as session:
-        assert session.exec(select(func.count()).select_from(InboundSpool)).one() == total
-        assert session.exec(select(func.count()).select_from(Case)).one() == total
+        verdicts = session.exec(select(InboundSpool.verdict, func.count()).group_by(InboundSpool.verdict)).all()
+        assert verdicts == [("ignored", total)]
+        assert session.exec(select(func.count()).select_from(Case)).one() == 0
