@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, LargeBinary, UniqueConstraint
+from sqlalchemy import Column, Index, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -78,12 +78,14 @@ class Participant(SQLModel, table=True):
 
 
 class Message(SQLModel, table=True):
+    # (message_id, case_id) covers the thread-header lookup: In-Reply-To -> case, no table read.
     __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_thread", "message_id", "case_id"),)
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="cases.id", index=True)
     spool_id: int | None = Field(default=None, foreign_key="inbound_spool.id")
     direction: str  # in | out
-    message_id: str | None = Field(default=None, index=True)
+    message_id: str | None = None
     from_addr: str
     to_addrs: str = ""
     cc_addrs: str = ""

@@ -6,6 +6,8 @@ commit and the MOVE costs no second case, and a wrong password leaves SMTP worki
 from __future__ import annotations
 
 import smtplib
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +17,7 @@ import pytest
 from dovecot import Dovecot, mail, running_dovecot
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
-from support import DaemonProcess, Relay, base_sections, toml_value, wait_for, write_config
+from support import DaemonProcess, Relay, base_sections, free_port, toml_value, wait_for, write_config
 
 from mailbot.models import Case, InboundSpool
 
@@ -46,8 +48,7 @@ def start(tmp_path: Path, relay: Relay) -> Iterator[Start]:
 
     yield make
     for process in started:
-        if process.proc and process.proc.poll() is None:
-            process.kill()
+        process.close()
 
 
 def account(server: Dovecot, **overrides: Any) -> dict[str, Any]:
@@ -114,3 +115,24 @@ def test_wrong_password_is_logged_clearly_and_smtp_keeps_working(
     (line,) = [x for x in daemon.log().splitlines() if "event=imap-login-failed" in x]
     assert "level=error" in line and "account=support" in line and "AUTHENTICATIONFAILED" in line
     assert daemon.stop() == 0
+
+
+def test_check_config_connect_logs_in_everywhere(tmp_path: Path, server: Dovecot, relay: Relay) -> None:
+    def check(*accounts: dict[str, Any], relay_port: int = relay.port) -> subprocess.CompletedProcess[str]:
+        sections = base_sections(tmp_path, "sqlite://", relay=relay.sections() | {"port": relay_port})
+        path = write_config(tmp_path / "connect.toml", sections)
+        with path.open("a") as handle:
+            for entry in accounts:
+                handle.write("[[imap.accounts]]\n")
+                handle.writelines(f"{key} = {toml_value(value)}\n" for key, value in entry.items())
+        return subprocess.run([sys.executable, "-m", "mailbot", "--config", str(path), "check-config", "--connect"],
+                              capture_output=True, text=True, timeout=120)
+
+    good = check(account(server))
+    expected = f"{tmp_path / 'connect.toml'}: ok (relay and IMAP accounts answer)"
+    assert (good.returncode, good.stdout.strip()) == (0, expected)
+    bad = check(account(server), account(server, name="other", password="wrong"), relay_port=free_port())
+    assert bad.returncode == 2
+    lines = bad.stderr.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["relay 127.0.0.1", f"imap account other ({server.host}"]
+    assert "Traceback" not in bad.stderr
