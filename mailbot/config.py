@@ -34,7 +34,6 @@ class _Section(BaseModel):
 
 
 Port = Annotated[int, Field(ge=1, le=65535, strict=True)]
-Int = Annotated[int, Field(strict=True)]
 Bool = Annotated[bool, Field(strict=True)]
 Address = Annotated[str, Field(pattern=r"^[^@\s<>]+@[^@\s<>]+$")]
 
