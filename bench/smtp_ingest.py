@@ -63,6 +63,21 @@ def blast(port: int, clients: int, per_client: int, tag: str) -> tuple[float, di
     return time.monotonic() - start, accepted
 
 
+def paced(port: int, rate: float, count: int) -> dict[str, float]:
+    """One client sending `count` mails at `rate` per second: latency when mailbot keeps up."""
+    accepted: dict[str, float] = {}
+    with smtplib.SMTP("127.0.0.1", port, timeout=60) as smtp:
+        start = time.monotonic()
+        for n in range(count):
+            time.sleep(max(0.0, start + n / rate - time.monotonic()))
+            message_id = f"<paced-{n}@bench.test>"
+            raw = (f"From: p{n}@customer.test\r\nTo: service@example.com\r\nSubject: Frage {n}\r\n"
+                   f"Message-ID: {message_id}\r\n\r\nText.\r\n").encode()
+            smtp.sendmail(f"p{n}@customer.test", ["service@example.com"], raw)
+            accepted[message_id] = time.monotonic()
+    return accepted
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
 
@@ -71,6 +86,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--messages", type=int, default=100, help="per client")
+    parser.add_argument("--paced-rate", type=float, default=10.0, help="msg/s of the paced latency run")
+    parser.add_argument("--paced-messages", type=int, default=100)
     args = parser.parse_args()
     total = args.clients * args.messages
 
@@ -93,6 +110,8 @@ def main() -> None:
             bare_seconds, _ = blast(bare_port, args.clients, args.messages, "bare")
             seconds, accepted = blast(daemon.port, args.clients, args.messages, "mailbot")
             wait_for(lambda: len(relay.arrived) >= total, timeout=600, interval=0.2)
+            steady = paced(daemon.port, args.paced_rate, args.paced_messages)
+            wait_for(lambda: len(relay.arrived) >= total + args.paced_messages, timeout=600, interval=0.2)
             assert daemon.proc is not None
             peak_kib = next(int(line.split()[1]) for line in Path(f"/proc/{daemon.proc.pid}/status").read_text()
                             .splitlines() if line.startswith("VmHWM"))
@@ -102,13 +121,16 @@ def main() -> None:
             bare.wait()
             controller.stop()
     latencies = [relay.arrived[mid] - accepted[mid] for mid in accepted]
+    steady_latencies = [relay.arrived[mid] - steady[mid] for mid in steady]
     mailbot_rate, bare_rate = total / seconds, total / bare_seconds
     print(f"smtp_ingest: {args.clients} clients x {args.messages} messages")
     print(f"mailbot intake:      {mailbot_rate:8.1f} msg/s")
     print(f"bare aiosmtpd sink:  {bare_rate:8.1f} msg/s")
     print(f"ratio mailbot/bare:  {mailbot_rate / bare_rate:8.3f}")
-    print(f"receipt latency p50: {percentile(latencies, 50) * 1000:8.1f} ms")
+    print(f"receipt latency p50: {percentile(latencies, 50) * 1000:8.1f} ms   (burst: every mail sent at once)")
     print(f"receipt latency p99: {percentile(latencies, 99) * 1000:8.1f} ms")
+    print(f"paced {args.paced_rate:g} msg/s p50:  {percentile(steady_latencies, 50) * 1000:8.1f} ms")
+    print(f"paced {args.paced_rate:g} msg/s p99:  {percentile(steady_latencies, 99) * 1000:8.1f} ms")
     print(f"daemon peak RSS:     {peak_kib / 1024:8.1f} MiB")
 
 
