@@ -88,6 +88,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100, help="per client")
     parser.add_argument("--paced-rate", type=float, default=10.0, help="msg/s of the paced latency run")
     parser.add_argument("--paced-messages", type=int, default=100)
+    parser.add_argument("--database-url", default="", help="an empty database to use instead of a fresh SQLite file")
     args = parser.parse_args()
     total = args.clients * args.messages
 
@@ -99,7 +100,7 @@ def main() -> None:
     controller.start()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        sections = base_sections(folder, f"sqlite:///{folder / 'mailbot.db'}",
+        sections = base_sections(folder, args.database_url or f"sqlite:///{folder / 'mailbot.db'}",
                                  relay={"mode": "smtp", "host": "127.0.0.1", "port": controller.port},
                                  policy={"notice_limit": 100000})
         daemon = DaemonProcess(write_config(folder / "config.toml", sections), folder / "mailbot.log").start()
