@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +59,9 @@ def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
     """Start daemons from config sections; every one still running is killed afterwards."""
     started: list[DaemonProcess] = []
 
-    def make(sections: dict[str, dict[str, Any]], name: str = "config.toml") -> DaemonProcess:
-        path = write_config(tmp_path / name, sections)
+    def make(sections: dict[str, dict[str, Any]], name: str = "config.toml",
+             accounts: Sequence[dict[str, Any]] = ()) -> DaemonProcess:
+        path = write_config(tmp_path / name, sections, accounts)
         process = DaemonProcess(path, tmp_path / "mailbot.log")
         started.append(process)
         return process.start()

@@ -15,7 +15,7 @@ import threading
 import time
 import tomllib
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
@@ -66,10 +66,13 @@ def toml_value(value: Any) -> str:
     return str(value)
 
 
-def write_config(path: Path, sections: dict[str, dict[str, Any]]) -> Path:
+def write_config(path: Path, sections: dict[str, dict[str, Any]], accounts: Sequence[dict[str, Any]] = ()) -> Path:
+    """A config file from tables, plus one [[imap.accounts]] table per account."""
+    tables = [(f"[{name}]", values) for name, values in sections.items()]
+    tables += [("[[imap.accounts]]", account) for account in accounts]
     lines: list[str] = []
-    for name, values in sections.items():
-        lines.append(f"[{name}]")
+    for header, values in tables:
+        lines.append(header)
         lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
         lines.append("")
     path.write_text("\n".join(lines))

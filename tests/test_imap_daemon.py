@@ -17,7 +17,7 @@ import pytest
 from dovecot import Dovecot, mail, running_dovecot
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
-from support import DaemonProcess, Relay, base_sections, free_port, toml_value, wait_for, write_config
+from support import DaemonProcess, Relay, base_sections, free_port, wait_for, write_config
 
 from mailbot.models import Case, InboundSpool
 
@@ -31,24 +31,14 @@ def server() -> Iterator[Dovecot]:
 
 
 @pytest.fixture
-def start(tmp_path: Path, relay: Relay) -> Iterator[Start]:
+def start(tmp_path: Path, relay: Relay, daemon_factory: Callable[..., DaemonProcess]) -> Start:
     """Start `mailbot run` with IMAP accounts ([[imap.accounts]] tables) and the recording relay."""
-    started: list[DaemonProcess] = []
 
     def make(*accounts: dict[str, Any]) -> DaemonProcess:
-        path = write_config(tmp_path / "config.toml", base_sections(
-            tmp_path, f"sqlite:///{tmp_path / 'mailbot.db'}", relay=relay.sections()))
-        with path.open("a") as handle:
-            for account in accounts:
-                handle.write("[[imap.accounts]]\n")
-                handle.writelines(f"{key} = {toml_value(value)}\n" for key, value in account.items())
-        process = DaemonProcess(path, tmp_path / "mailbot.log")
-        started.append(process)
-        return process.start()
+        sections = base_sections(tmp_path, f"sqlite:///{tmp_path / 'mailbot.db'}", relay=relay.sections())
+        return daemon_factory(sections, accounts=accounts)
 
-    yield make
-    for process in started:
-        process.close()
+    return make
 
 
 def account(server: Dovecot, **overrides: Any) -> dict[str, Any]:
@@ -120,11 +110,7 @@ def test_wrong_password_is_logged_clearly_and_smtp_keeps_working(
 def test_check_config_connect_logs_in_everywhere(tmp_path: Path, server: Dovecot, relay: Relay) -> None:
     def check(*accounts: dict[str, Any], relay_port: int = relay.port) -> subprocess.CompletedProcess[str]:
         sections = base_sections(tmp_path, "sqlite://", relay=relay.sections() | {"port": relay_port})
-        path = write_config(tmp_path / "connect.toml", sections)
-        with path.open("a") as handle:
-            for entry in accounts:
-                handle.write("[[imap.accounts]]\n")
-                handle.writelines(f"{key} = {toml_value(value)}\n" for key, value in entry.items())
+        path = write_config(tmp_path / "connect.toml", sections, accounts)
         return subprocess.run([sys.executable, "-m", "mailbot", "--config", str(path), "check-config", "--connect"],
                               capture_output=True, text=True, timeout=120)
 

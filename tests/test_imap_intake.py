@@ -267,10 +267,10 @@ time.sleep(3600)
 
 def test_sigkill_between_commit_and_move_then_restart_gives_one_case(server: Dovecot, tmp_path: Path) -> None:
     (tmp_path / "imap.secret").write_text(server.password + "\n")
-    path = write_config(tmp_path / "config.toml", base_sections(tmp_path, f"sqlite:///{tmp_path / 'mailbot.db'}"))
-    with path.open("a") as handle:  # password_file is relative: resolved beside config.toml
-        handle.write(f'[[imap.accounts]]\nname = "support"\nhost = "{server.host}"\nport = {server.port}\n'
-                     f'tls = "none"\nusername = "{server.user}"\npassword_file = "imap.secret"\n')
+    account = {"name": "support", "host": server.host, "port": server.port, "tls": "none",
+               "username": server.user, "password_file": "imap.secret"}  # relative: beside config.toml
+    path = write_config(tmp_path / "config.toml", base_sections(tmp_path, f"sqlite:///{tmp_path / 'mailbot.db'}"),
+                        [account])
     settings = config.load(path)
     server.append(mail(1))
     marker = tmp_path / "committed"
