@@ -137,7 +137,11 @@ def reply(ctx: Context, case: Case, mail: ParsedMail, text: str, trace: list[str
              sender=ctx.settings.service.addresses[0])
         case.answered_at = case.answered_at or utcnow()
         trace.append("agent_relayed")
-    if commands.status and change_status(ctx, case, commands.status, silent=commands.silent, actor=mail.from_addr):
+    status, silent = commands.status, commands.silent
+    if status is None and text and not commands.internal and case.status == "new":
+        # The first answer means someone is on it; the answer itself tells the customer so.
+        status, silent = "open", True
+    if status and change_status(ctx, case, status, silent=silent, actor=mail.from_addr):
         trace.append("status_changed")
     ctx.db.add(case)
 

@@ -105,7 +105,7 @@ def test_agent_answer_reaches_the_customer_side_threaded_from_the_service_addres
     number, receipt = open_case(desk)
     row = desk.send(agent_mail(receipt, "Guten Tag,\nbitte starten Sie den Drucker neu.\n\n> alte Nachricht"))
     assert (row.verdict, row.case_number) == ("reply", number)
-    assert (row.trace or "").split(",")[-3:] == ["match_token", "agent", "agent_relayed"]
+    assert (row.trace or "").split(",")[-4:] == ["match_token", "agent", "agent_relayed", "status_changed"]
 
     for address in (CUSTOMER, COLLEAGUE):
         answer = desk.mails_to(address, 2)[-1]
@@ -131,6 +131,8 @@ def test_agent_answer_reaches_the_customer_side_threaded_from_the_service_addres
     case = desk.case(number)
     assert {"address": AGENT, "role": "agent"} in case["participants"]
     assert case["answered_at"] is not None
+    assert case["status"] == "open"  # the first answer took it from new to open (silently)
+    assert "status_changed" not in kinds_sent_to(desk.relay, CUSTOMER)
     agent_rows = [m for m in case["messages"] if m["kind"] == "agent"]
     assert [(m["from"], m["internal"]) for m in agent_rows] == [(AGENT, False), (AGENT, False)]
 
