@@ -26,6 +26,7 @@ from email.utils import format_datetime, make_msgid
 
 from mailbot import quotes
 from mailbot.cases import Context, add_participants, customer_side, record_message, refuse, send
+from mailbot.checks.crypto import is_signature
 from mailbot.config import Settings
 from mailbot.mail import ParsedMail
 from mailbot.models import Case, utcnow
@@ -133,8 +134,9 @@ def reply(ctx: Context, case: Case, mail: ParsedMail, text: str, trace: list[str
         # Not back to the agent, nor to anyone the agent already wrote to directly.
         directly = {mail.from_addr, *mail.to, *mail.cc}
         recipients = [address for address in customer_side(ctx, case) if address not in directly]
+        files = [part for part in mail.attachments if not is_signature(part)]  # the rules passed them
         send(ctx, "agent_reply", recipients, {"text": text}, case=case, answering=None,
-             sender=ctx.settings.service.addresses[0])
+             sender=ctx.settings.service.addresses[0], files=files)
         case.answered_at = case.answered_at or utcnow()
         trace.append("agent_relayed")
     status, silent = commands.status, commands.silent

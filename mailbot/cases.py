@@ -6,8 +6,10 @@ never exists without its receipt, and a receipt never goes out for a case that r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 
 from sqlmodel import Session, col, select
 
@@ -15,7 +17,7 @@ from mailbot import casetoken, hours, outbox, quotes, subjects
 from mailbot.config import Settings
 from mailbot.files import FileStore
 from mailbot.logs import event
-from mailbot.mail import ParsedMail
+from mailbot.mail import ParsedMail, Part
 from mailbot.models import Attachment, Case, Message, Participant, key, utcnow
 from mailbot.notices import Notices
 from mailbot.parse import valid_address
@@ -43,6 +45,12 @@ def _aware(moment: datetime) -> datetime:
 
 def _addresses(values: tuple[str, ...]) -> str:
     return ",".join(values)
+
+
+def body_text(message: EmailMessage) -> str:
+    """The plain-text body of a mail we compose, with or without attachments."""
+    body = message.get_body(("plain",))
+    return str(body.get_content()) if body is not None else ""
 
 
 def own_addresses(settings: Settings) -> set[str]:
@@ -125,6 +133,7 @@ def send(
     answering: ParsedMail | None,
     deadline_minutes: int | None = None,
     sender: str | None = None,
+    files: Sequence[Part] = (),
 ) -> None:
     """Render and queue one mail per recipient, threaded to the mail it answers (else to the
     case); `sender` sends From that address instead of no-reply (see Notices.compose)."""
@@ -141,6 +150,7 @@ def send(
             in_reply_to=in_reply_to,
             references=references,
             sender=sender,
+            files=files,
         )
         row = outbox.queue(
             ctx.db, message, kind=kind, recipient=recipient, settings=ctx.settings,
@@ -157,7 +167,7 @@ def send(
                 Message(
                     case_id=key(case), direction="out", message_id=row.message_id,
                     from_addr=sender or ctx.settings.service.noreply, to_addrs=recipient,
-                    subject=str(message["Subject"]), text=message.get_content(), kind="notice",
+                    subject=str(message["Subject"]), text=body_text(message), kind="notice",
                 )
             )
 

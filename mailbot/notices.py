@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from mailbot import subjects
 from mailbot.config import Settings
+from mailbot.mail import Part
 
 
 class Notices:
@@ -60,12 +61,14 @@ class Notices:
         references: Sequence[str] = (),
         language: str | None = None,
         sender: str | None = None,
+        files: Sequence[Part] = (),
     ) -> EmailMessage:
         """A complete message with a fresh, stable Message-ID (stored with the outbox row).
 
         `sender` relays a person's words (an agent's answer) From that address instead of the
         no-reply one, so the customer's answer comes back to the case, and without
-        Auto-Submitted, so the customer's systems treat it as the human mail it is.
+        Auto-Submitted, so the customer's systems treat it as the human mail it is. `files` go
+        along as attachments, typed by their content and named only by a cleaned base name.
         """
         subject, body = self.render(kind, context, language)
         service = self.settings.service
@@ -87,4 +90,15 @@ class Notices:
         message["X-Auto-Response-Suppress"] = "All"
         message["X-Mailbot-Notice"] = kind
         message.set_content(body)
+        for number, part in enumerate(files, 1):
+            maintype, _, subtype = part.detected_type.partition("/")
+            message.add_attachment(part.payload, maintype=maintype, subtype=subtype or "octet-stream",
+                                   filename=attachment_name(part.filename, number))
         return message
+
+
+def attachment_name(claimed: str | None, number: int) -> str:
+    """A sender's file name made harmless: the base name only, printable, at most 100 characters."""
+    base = (claimed or "").replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(c for c in base if c.isprintable()).strip(" .")
+    return cleaned[:100] or f"attachment-{number}"

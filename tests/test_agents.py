@@ -5,6 +5,7 @@ The command and Authentication-Results readers are pure and are tested table-dri
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from email.message import Message
 from pathlib import Path
@@ -185,3 +186,24 @@ def test_forged_agents_and_customers_commands_get_no_agent_rights(start: Start) 
     # delivered in queue order, so by now the customer has all there is: no status mail
     assert kinds_sent_to(desk.relay, CUSTOMER) == ["receipt", "reply_receipt"]
     assert desk.case(number)["status"] == "new"
+
+
+def test_agent_attachments_are_relayed_under_a_clean_name(start: Start) -> None:
+    desk = start()
+    number, receipt = open_case(desk)
+    png = (Path(__file__).parent / "data" / "policy" / "png-named-jpg.eml").read_bytes()
+    screenshot = next(part for part in parse(png).attachments if part.detected_type == "image/png").payload
+    boundary = "agent-files"
+    body = (f"--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSiehe Screenshot.\r\n"
+            f"--{boundary}\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n"
+            f'Content-Disposition: attachment; filename="..\\\\..\\\\etc\\\\bild\x01.png"\r\n\r\n'
+            + base64.b64encode(screenshot).decode() + f"\r\n--{boundary}--\r\n")
+    row = desk.send(agent_mail(receipt, "", headers={
+        "MIME-Version": "1.0", "Content-Type": f'multipart/mixed; boundary="{boundary}"'}).replace(
+        b"\r\n\r\n\r\n", b"\r\n\r\n" + body.encode(), 1))
+    assert (row.verdict, row.case_number) == ("reply", number), row.reason
+    answer = desk.mails_to(CUSTOMER, 2)[-1]
+    (attached,) = list(answer.iter_attachments())
+    assert (attached.get_content_type(), attached.get_filename()) == ("image/png", "bild.png")
+    assert attached.get_content() == screenshot
+    assert answer.get_body(("plain",)).get_content().startswith("Siehe Screenshot.")
