@@ -12,7 +12,6 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from email.utils import getaddresses
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -26,6 +25,7 @@ from mailbot.files import FileStore
 from mailbot.mail import Envelope
 from mailbot.models import Case
 from mailbot.notices import Notices
+from mailbot.parse import reverse_path
 from mailbot.status import STATUSES, change_status
 
 
@@ -76,11 +76,7 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _replay_envelope(raw: bytes, settings: Settings) -> Envelope:
-    header_end = raw.find(b"\n\n")
-    head = raw[: header_end if header_end >= 0 else len(raw)].decode("latin-1")
-    from_lines = [line[5:] for line in head.splitlines() if line.lower().startswith("from:")]
-    senders = getaddresses(from_lines)
-    return Envelope(mail_from=senders[0][1] if senders else "", rcpt_to=settings.service.addresses[:1], source="replay")
+    return Envelope(mail_from=reverse_path(raw), rcpt_to=settings.service.addresses[:1], source="replay")
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:

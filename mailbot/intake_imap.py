@@ -20,9 +20,6 @@ import random
 import threading
 from collections import deque
 from collections.abc import Callable
-from email.parser import BytesHeaderParser
-from email.policy import compat32
-from email.utils import getaddresses, parseaddr
 
 from imapclient.exceptions import LoginError
 from sqlalchemy.engine import Engine
@@ -35,6 +32,7 @@ from mailbot.logs import event
 from mailbot.mail import Envelope
 from mailbot.models import ImapCursor, utcnow
 from mailbot.notices import Notices
+from mailbot.parse import reverse_path
 
 __all__ = ["ImapWatcher", "check_login"]
 
@@ -48,14 +46,7 @@ def source_key(account: ImapAccount, uidvalidity: int, uid: int) -> str:
 
 def envelope_for(raw: bytes, account: ImapAccount, settings: Settings, declared_size: int | None) -> Envelope:
     """IMAP has no SMTP envelope: Return-Path (empty for bounces) or From stands in for MAIL FROM."""
-    headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
-    return_path = headers.get("Return-Path")
-    if return_path is not None:
-        sender = parseaddr(str(return_path))[1]
-    else:
-        senders = getaddresses([str(v) for v in headers.get_all("From", [])])
-        sender = senders[0][1] if senders else ""
-    return Envelope(sender, settings.service.addresses[:1], f"imap:{account.name}", declared_size)
+    return Envelope(reverse_path(raw), settings.service.addresses[:1], f"imap:{account.name}", declared_size)
 
 
 def _floor(engine: Engine, account: ImapAccount, session: ImapSession) -> int:

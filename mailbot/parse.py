@@ -15,6 +15,8 @@ from datetime import datetime
 from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from html.parser import HTMLParser
 
 import magic
@@ -95,6 +97,17 @@ def valid_address(address: str) -> bool:
     except Exception:  # the header parser raises a zoo of defect types for garbage
         return False
     return parsed.addr_spec == address and bool(parsed.username) and bool(parsed.domain)
+
+
+def reverse_path(raw: bytes) -> str:
+    """What stands in for MAIL FROM where no SMTP envelope exists (IMAP, replay): the delivering
+    server's Return-Path (empty for a bounce's `<>`), else the first From address."""
+    headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    return_path = headers.get("Return-Path")
+    if return_path is not None:
+        return email.utils.parseaddr(str(return_path))[1]
+    senders = email.utils.getaddresses([str(v) for v in headers.get_all("From", [])])
+    return senders[0][1] if senders else ""
 
 
 def _addresses(message: Message, *names: str) -> tuple[str, ...]:
