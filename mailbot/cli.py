@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import select
 
-from mailbot import agents, config, db, inbox, logs, pipeline, selfcheck, views
+from mailbot import agents, config, db, inbox, logs, outbox, pipeline, selfcheck, views
 from mailbot.cases import Context
 from mailbot.config import Settings
 from mailbot.files import FileStore
@@ -203,7 +203,7 @@ def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_outbox_retry(args: argparse.Namespace, settings: Settings) -> int:
-    previous = views.retry_outbox(_engine(settings), args.id)
+    previous = outbox.retry(_engine(settings), args.id)
     if previous is None:
         raise UserError(f"outbox {args.id}: no such mail")
     if previous == "sent":

@@ -158,3 +158,20 @@ class Courier:
                       kind=row.kind, deadline=row.deadline_at)
             db.commit()
             return len(rows)
+
+
+def retry(engine: Engine, row_id: int) -> str | None:
+    """Make a queued or failed mail due now with a fresh attempt count.
+
+    Returns the status the row had (a sent row is left alone), or None if there is no such row.
+    """
+    with Session(engine) as db:
+        row = db.get(Outbox, row_id)
+        if row is None:
+            return None
+        previous = row.status
+        if previous != "sent":
+            row.status, row.attempts, row.next_attempt_at, row.last_error = "queued", 0, utcnow(), None
+            db.add(row)
+            db.commit()
+        return previous

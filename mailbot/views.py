@@ -1,7 +1,6 @@
 """Read models for the CLI: cases, one case with its messages, spool and outbox rows, as plain dicts.
 
-The dict shapes are the `--json` contract, so they live in one place. The one write here,
-`retry_outbox`, is the operator's nudge to a stuck outgoing mail.
+The dict shapes are the `--json` contract, so they live in one place.
 """
 
 from __future__ import annotations
@@ -135,20 +134,3 @@ def list_outbox(engine: Engine, status: str = "queued") -> list[dict[str, Any]]:
         if status != "all":
             query = query.where(Outbox.status == status)
         return [outbox_summary(row, number) for row, number in db.exec(query.order_by(col(Outbox.id))).all()]
-
-
-def retry_outbox(engine: Engine, row_id: int) -> str | None:
-    """Make a queued or failed mail due now with a fresh attempt count.
-
-    Returns the status the row had (a sent row is left alone), or None if there is no such row.
-    """
-    with Session(engine) as db:
-        row = db.get(Outbox, row_id)
-        if row is None:
-            return None
-        previous = row.status
-        if previous != "sent":
-            row.status, row.attempts, row.next_attempt_at, row.last_error = "queued", 0, utcnow(), None
-            db.add(row)
-            db.commit()
-        return previous
