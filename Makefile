@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test test-quick lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ test: install
 	$(BIN)/ruff check mailbot tests bench
 	$(BIN)/mypy mailbot
 	$(BIN)/pytest
+
+## The inner loop: the same checks without the long end-to-end tests (marked slow).
+test-quick: install
+	$(BIN)/ruff check mailbot tests bench
+	$(BIN)/mypy mailbot
+	$(BIN)/pytest -m "not slow"
 
 lint: install
 	$(BIN)/ruff check mailbot tests bench

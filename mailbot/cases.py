@@ -134,11 +134,14 @@ def send(
     deadline_minutes: int | None = None,
     sender: str | None = None,
     files: Sequence[Part] = (),
+    about: Case | None = None,
 ) -> None:
     """Render and queue one mail per recipient, threaded to the mail it answers (else to the
-    case); `sender` sends From that address instead of no-reply (see Notices.compose)."""
+    case); `sender` sends From that address instead of no-reply (see Notices.compose). `about`
+    is a case a refusal concerns: the outbox row names it, the mail does not join it."""
     deadline = utcnow() + timedelta(minutes=deadline_minutes) if deadline_minutes else None
     in_reply_to, references = (answering.message_id, answering.references) if answering else thread_of(ctx, case)
+    concerns = case or about
     for recipient in dict.fromkeys(recipients):
         if not valid_address(recipient) or recipient in own_addresses(ctx.settings):
             continue  # nobody to answer (a garbage From), or ourselves
@@ -154,7 +157,7 @@ def send(
         )
         row = outbox.queue(
             ctx.db, message, kind=kind, recipient=recipient, settings=ctx.settings,
-            case_id=case.id if case else None, deadline=deadline,
+            case_id=concerns.id if concerns else None, deadline=deadline,
         )
         if row is None:
             continue
@@ -211,5 +214,5 @@ def refuse(ctx: Context, mail: ParsedMail, reason: str, details: tuple[str, ...]
     send(
         ctx, reason, [mail.from_addr],
         {"original_subject": mail.subject, "details": list(details), "case": case},
-        case=None, answering=mail,
+        case=None, answering=mail, about=case,
     )

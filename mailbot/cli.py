@@ -194,10 +194,14 @@ def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
     rows = views.list_outbox(_engine(settings, read_only=True), args.status)
     if args.json:
         _print_json(rows)
+    elif not rows:
+        hint = "; --status all shows sent mail" if args.status != "all" else ""
+        print(f"outbox: nothing {args.status if args.status != 'all' else 'at all'}{hint}")
     else:
         for r in rows:
             error = f"  {r['last_error']}" if r["last_error"] else ""
-            print(f"{r['id']}  {r['status']:<6} {r['kind']:<15} {r['recipient']:<30} case {r['case']}  "
+            case = f"case {r['case']}" if r["case"] else "no case"
+            print(f"{r['id']}  {r['status']:<6} {r['kind']:<15} {r['recipient']:<30} {case}  "
                   f"attempts {r['attempts']}{error}")
     return 0
 
@@ -209,6 +213,12 @@ def cmd_outbox_retry(args: argparse.Namespace, settings: Settings) -> int:
     if previous == "sent":
         raise UserError(f"outbox {args.id}: already sent")
     print(f"outbox {args.id}: {previous} -> queued, due now")
+    return 0
+
+
+def cmd_outbox_flush(args: argparse.Namespace, settings: Settings) -> int:
+    flushed = outbox.flush(_engine(settings))
+    print(f"outbox: {flushed} mail(s) due now" if flushed else "outbox: nothing queued or failed")
     return 0
 
 
@@ -230,8 +240,10 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
             raise UserError(f"quarantine {args.id}: no such quarantined mail")
         if args.json:
             _print_json(views.spool_summary(row))
-        else:
+        elif args.raw:
             sys.stdout.buffer.write(row.raw)
+        else:
+            print(views.render_spool(row).rstrip("\n"))
         return 0
     if args.action == "release":
         if not inbox.release(engine, args.id):
@@ -293,16 +305,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("number", type=int)
     p = add("reopen", cmd_case_reopen, "reopen a resolved or closed case and mail the customer side", case_sub)
     p.add_argument("number", type=int)
-    p = add("outbox", cmd_outbox, "list outgoing mail; 'outbox retry ID' sends a stuck one again now")
+    p = add("outbox", cmd_outbox,
+            "list outgoing mail; 'outbox retry ID' sends a stuck one again now, 'outbox flush' all of them")
     p.add_argument("--status", choices=views.OUTBOX_FILTERS, default="queued")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per mail")
-    outbox_sub = p.add_subparsers(dest="outbox_command", metavar="[retry ID]")
+    outbox_sub = p.add_subparsers(dest="outbox_command", metavar="[retry ID | flush]")
     p = add("retry", cmd_outbox_retry, "make a queued or failed mail due now, attempts reset", outbox_sub)
     p.add_argument("id", type=int)
+    add("flush", cmd_outbox_flush, "make every queued and failed mail due now (when the relay is back)",
+        outbox_sub)
     p = add("quarantine", cmd_quarantine, "list, show, release or delete quarantined mail")
     p.add_argument("action", choices=["list", "show", "release", "delete"])
     p.add_argument("id", type=int, nargs="?")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--raw", action="store_true", help="show: the stored bytes only")
     return parser
 
 
@@ -322,6 +338,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # `mailbot cases --json | head`: the reader has all it wanted. Point stdout at /dev/null
+        # so the interpreter's final flush cannot fail again on the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # the one place a surprise is turned into one line, not a traceback
         logs.event("command-failed", error=f"{type(exc).__name__}: {exc}")
         print(f"mailbot: {args.command} failed: {type(exc).__name__}: {exc}", file=sys.stderr)

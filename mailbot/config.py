@@ -7,9 +7,11 @@ silently fall back to a default.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
+import typing
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -294,11 +296,27 @@ class Settings(_Section):
     source: str = DEFAULT_CONFIG
 
 
+def _known_keys(path: list[str]) -> list[str]:
+    """The keys the section at `path` (e.g. ["imap", "accounts"]) accepts."""
+    model: Any = Settings
+    for name in path:
+        field = model.model_fields.get(name) if isinstance(model, type) and issubclass(model, BaseModel) else None
+        if field is None:
+            return []
+        model = field.annotation
+        while typing.get_origin(model) is tuple:  # tuple[ImapAccount, ...]: the items' keys
+            model = typing.get_args(model)[0]
+    fields = model.model_fields if isinstance(model, type) and issubclass(model, BaseModel) else {}
+    return [name for name in fields if name != "source"]
+
+
 def _describe(error: ErrorDetails) -> str:
-    key = ".".join(str(part) for part in error["loc"] if not isinstance(part, int)) or "(top level)"
+    path = [str(part) for part in error["loc"] if not isinstance(part, int)]
+    key = ".".join(path) or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
-        return f"{key}: unknown key"
+        close = difflib.get_close_matches(path[-1], _known_keys(path[:-1]), n=1)
+        return f"{key}: unknown key" + (f"; did you mean '{close[0]}'?" if close else "")
     if kind == "missing":
         return f"{key}: required key is missing"
     if kind in ("int_type", "int_parsing"):

@@ -8,6 +8,7 @@ is still in the spool or the outbox and is picked up at the next start.
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import Callable, Coroutine
 from datetime import datetime
@@ -83,7 +84,7 @@ class Daemon:
             fresh = config.load(self.config_path)
         except config.ConfigError as exc:
             for problem in exc.problems:
-                event("config-rejected", problem=problem)
+                event("config-rejected", logging.WARNING, problem=problem)
             return
         fixed = [key for key, old, new in (
             ("smtp.host", self.current.smtp.host, fresh.smtp.host),

@@ -160,6 +160,10 @@ class Courier:
             return len(rows)
 
 
+def _due_now(row: Outbox) -> None:
+    row.status, row.attempts, row.next_attempt_at, row.last_error = "queued", 0, utcnow(), None
+
+
 def retry(engine: Engine, row_id: int) -> str | None:
     """Make a queued or failed mail due now with a fresh attempt count.
 
@@ -171,7 +175,19 @@ def retry(engine: Engine, row_id: int) -> str | None:
             return None
         previous = row.status
         if previous != "sent":
-            row.status, row.attempts, row.next_attempt_at, row.last_error = "queued", 0, utcnow(), None
+            _due_now(row)
             db.add(row)
             db.commit()
         return previous
+
+
+def flush(engine: Engine) -> int:
+    """Make every queued and failed mail due now with a fresh attempt count, as `postqueue -f`
+    does, for when the relay is back; returns how many rows that touched."""
+    with Session(engine) as db:
+        rows = db.exec(select(Outbox).where(col(Outbox.status).in_(("queued", "failed")))).all()
+        for row in rows:
+            _due_now(row)
+            db.add(row)
+        db.commit()
+        return len(rows)

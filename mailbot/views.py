@@ -111,6 +111,18 @@ def spool_summary(row: InboundSpool) -> dict[str, Any]:
     }
 
 
+def render_spool(row: InboundSpool) -> str:
+    """A quarantined mail for a human: why and whence first, then the mail as text."""
+    lines = [
+        f"Spool {row.id}  {row.status}  {row.verdict or '-'}: {row.reason or '-'}",
+        f"Received:   {row.received_at.isoformat()}  via {row.source}",
+        f"Envelope:   from {row.mail_from or '<>'} to {row.rcpt_to}",
+        f"Message-ID: {row.message_id or '-'}",
+        f"Attempts:   {row.attempts}" + (f"  last error: {row.last_error}" if row.last_error else ""),
+    ]
+    return "\n".join(lines) + "\n\n" + row.raw.decode("utf-8", "replace").replace("\r\n", "\n")
+
+
 def outbox_summary(row: Outbox, case_number: int | None) -> dict[str, Any]:
     return {
         "id": row.id,

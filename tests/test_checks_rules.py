@@ -164,7 +164,8 @@ def test_inline_pgp_signed_text_is_readable() -> None:
 def test_new_sections_reject_unknown_keys() -> None:
     with pytest.raises(config.ConfigError) as caught:
         make_settings(attachments={"allowed_type": ["image/png"]})
-    assert caught.value.problems == ["config.toml: attachments.allowed_type: unknown key"]
+    assert caught.value.problems == [
+        "config.toml: attachments.allowed_type: unknown key; did you mean 'allowed_types'?"]
 
 
 def test_nameless_executable_part_is_judged_too() -> None:

@@ -14,16 +14,18 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlmodel import select
-from support import ROOT
+from sqlmodel import col, select
+from support import ROOT, compose
 from test_status import Office, make_office
 
-from mailbot import cli, db
-from mailbot.models import Outbox
+from mailbot import cases, cli, db
+from mailbot.models import Outbox, utcnow
+from mailbot.parse import parse
 
 AGENT = "anna@example.com"
 
@@ -118,6 +120,8 @@ def test_cases_lists_by_status_as_text_and_json(mailbot: Shell) -> None:
 
 
 def test_outbox_lists_and_retries(mailbot: Shell) -> None:
+    assert mailbot("outbox").out == "outbox: nothing queued; --status all shows sent mail\n"
+    assert mailbot("outbox", "--status", "all").out == "outbox: nothing at all\n"
     number = mailbot.office.open_case()
     queued = mailbot("outbox", "--json").json()
     assert [(r["kind"], r["recipient"], r["case"], r["status"]) for r in queued] == [
@@ -139,6 +143,36 @@ def test_outbox_lists_and_retries(mailbot: Shell) -> None:
     with db.session(mailbot.office.engine) as session:
         session.exec(select(Outbox).where(Outbox.id == row_id)).one().status = "sent"
     assert mailbot("outbox", "retry", str(row_id)).error == f"mailbot: outbox {row_id}: already sent"
+
+
+def test_outbox_flush_makes_queued_and_failed_mail_due_now(mailbot: Shell) -> None:
+    for sender in ("a@customer.test", "b@customer.test", "c@customer.test"):
+        mailbot.office.open_case(sender=sender)
+    with db.session(mailbot.office.engine) as session:
+        waiting, failed, sent = session.exec(select(Outbox).order_by(col(Outbox.id))).all()
+        waiting.attempts, waiting.next_attempt_at = 4, utcnow() + timedelta(hours=1)
+        failed.status, failed.attempts, failed.last_error = "failed", 20, "550 5.1.1 mailbox unknown"
+        sent.status, sent.attempts = "sent", 1
+    assert mailbot("outbox", "flush").out == "outbox: 2 mail(s) due now\n"
+    rows = mailbot("outbox", "--status", "all", "--json").json()
+    assert [(r["status"], r["attempts"], r["last_error"]) for r in rows] == [
+        ("queued", 0, None), ("queued", 0, None), ("sent", 1, None)]
+    assert all(datetime.fromisoformat(r["next_attempt_at"]) <= utcnow() for r in rows[:2])
+    with db.session(mailbot.office.engine) as session:
+        for row in session.exec(select(Outbox)).all():
+            row.status = "sent"
+    assert mailbot("outbox", "flush").out == "outbox: nothing queued or failed\n"
+
+
+def test_a_refusal_names_the_case_it_concerns(mailbot: Shell) -> None:
+    number = mailbot.office.open_case()
+    assert mailbot("case", "close", str(number)).code == 0
+    mailbot.office.on_case(number, lambda ctx, case: cases.refuse(
+        ctx, parse(compose(subject="Noch was")), "case_closed", (), case))
+    mailbot.office.act(lambda ctx: cases.refuse(ctx, parse(compose(subject="Hallo")), "no_new_cases", ()))
+    lines = mailbot("outbox").out.splitlines()
+    assert [line.split()[2] for line in lines] == ["receipt", "status_changed", "case_closed", "no_new_cases"]
+    assert f"case {number}" in lines[2] and "no case" in lines[3]
 
 
 def test_refusals_are_one_line_with_exit_code(mailbot: Shell, tmp_path: Path) -> None:
@@ -183,6 +217,21 @@ def test_help_lists_every_command() -> None:
         assert f"\n    {command} " in top.stdout
     for action in ("show", "reply", "status", "close", "reopen"):
         assert f"\n    {action} " in case.stdout
+
+
+def test_a_closed_pipe_ends_the_command_quietly(tmp_path: Path, sqlite_url: str) -> None:
+    office = make_office(tmp_path, sqlite_url)
+    for n in range(3):
+        office.open_case(sender=f"k{n}@customer.test")
+    office.engine.dispose()
+    # `mailbot cases --json | head -0`: the reader is gone before the first line is written.
+    proc = subprocess.Popen([sys.executable, "-m", "mailbot", "--config", str(office.config_path), "cases", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(ROOT))
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    with proc.stderr:
+        err = proc.stderr.read()
+    assert (proc.wait(timeout=60), err) == (0, b"")
 
 
 def test_the_real_process_prints_one_line_and_no_traceback(tmp_path: Path, sqlite_url: str) -> None:

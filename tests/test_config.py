@@ -25,7 +25,9 @@ def test_bundled_config_is_valid() -> None:
     ("change", "expected"),
     [
         ({"smtp": {"port": "abc"}}, "config.toml: smtp.port: expected an integer"),
-        ({"smtp": {"prot": 25}}, "config.toml: smtp.prot: unknown key"),
+        ({"smtp": {"prot": 25}}, "config.toml: smtp.prot: unknown key; did you mean 'port'?"),
+        ({"polcy": {"max_attempts": 2}}, "config.toml: polcy: unknown key; did you mean 'policy'?"),
+        ({"imap": {"acounts": []}}, "config.toml: imap.acounts: unknown key; did you mean 'accounts'?"),
         ({"relay": {"mode": "carrier-pigeon"}}, "config.toml: relay.mode: "),
         ({"service": {"noreply": "not an address"}}, "config.toml: service.noreply: "),
         ({"tokens": {"secret": "short"}}, "config.toml: tokens.secret: "),

@@ -111,6 +111,7 @@ def test_storage_failure_answers_451_not_250(tmp_path: Path) -> None:
         controller.stop()
 
 
+@pytest.mark.slow
 def test_mail_that_keeps_failing_is_quarantined_and_blocks_nothing(
     tmp_path: Path, sqlite_url: str, relay: Relay, daemon_factory  # type: ignore[no-untyped-def]
 ) -> None:
@@ -132,8 +133,13 @@ def test_mail_that_keeps_failing_is_quarantined_and_blocks_nothing(
 
     listed = desk.cli("quarantine", "list", "--json")
     assert listed.returncode == 0 and f'"id": {row.id}' in listed.stdout
-    shown = desk.cli("quarantine", "show", str(row.id)).stdout  # the raw mail, as stored
-    assert shown == poison.decode().replace("\r\n", "\n")
+    raw = desk.cli("quarantine", "show", str(row.id), "--raw").stdout  # the raw mail, as stored
+    assert raw == poison.decode().replace("\r\n", "\n")
+    head, _, mail = desk.cli("quarantine", "show", str(row.id)).stdout.partition("\n\n")
+    assert head.splitlines()[0] == f"Spool {row.id}  quarantined  quarantined: {row.reason}"
+    assert "via smtp" in head and "Envelope:   from sender@customer.test to service@example.com" in head
+    assert "Attempts:   3  last error: TemplateNotFound" in head
+    assert mail == raw
     released = desk.cli("quarantine", "release", str(row.id))  # still failing: back in quarantine
     assert released.returncode == 0 and released.stdout.strip() == f"quarantine {row.id}: released, now pending"
     assert desk.cli("quarantine", "delete", str(row.id)).returncode == 1  # pending again, not deletable

@@ -139,7 +139,7 @@ BASE_DOC = {"service": {"addresses": ["help@example.com"], "noreply": "no@exampl
         ({"weekly": {}}, "hours.weekly: at least one day needs opening hours"),
         ({"holidays": ["24.12.2026"]}, "hours.holidays: input should be a valid date"),
         ({"target_hours": 0}, "hours.target_hours: input should be greater than 0"),
-        ({"target": 8}, "hours.target: unknown key"),
+        ({"target": 8}, "hours.target: unknown key; did you mean 'target_hours'?"),
     ],
 )
 def test_config_errors_name_the_key(hours: dict[str, Any], problem: str) -> None:

@@ -50,6 +50,7 @@ def test_password_file_is_read_beside_the_config_at_each_login(tmp_path: Path) -
     ([account(processed_folder="INBOX")], "must be three different folders"),
     ([account(), account()], "imap.accounts: account names must be unique"),
     ([account(start="old")], "imap.accounts.start: "),
+    ([account(pasword="x")], "imap.accounts.pasword: unknown key; did you mean 'password'?"),
 ])
 def test_mistakes_name_the_key(tmp_path: Path, accounts: list[dict[str, Any]], problem: str) -> None:
     with pytest.raises(ConfigError) as raised:

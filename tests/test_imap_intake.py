@@ -294,6 +294,7 @@ def _peak_rss_mb() -> float:
     return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
 
 
+@pytest.mark.slow
 def test_ten_thousand_waiting_messages_drain_completely_in_bounded_memory(
     server: Dovecot, engine: Engine, settings: Settings
 ) -> None:

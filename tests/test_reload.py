@@ -37,7 +37,7 @@ def test_reload_broken_then_good_while_sending(tmp_path: Path, sqlite_url: str, 
         wait_for(lambda: len(accepted) >= 5)
         (tmp_path / "config.toml").write_text(daemon.config_path.read_text().replace("port = ", "port = \"x\" #", 1))
         daemon.proc.send_signal(signal.SIGHUP)
-        wait_for(lambda: "event=config-rejected" in daemon.log())
+        wait_for(lambda: "level=warning event=config-rejected" in daemon.log())
         assert 'problem="config.toml: smtp.port: expected an integer"' in daemon.log()
 
         with smtplib.SMTP("127.0.0.1", daemon.port, timeout=10) as client:
