@@ -75,6 +75,12 @@ def add_participants(ctx: Context, case: Case, addresses: list[str], role: str) 
     ctx.db.flush()
 
 
+def _unless_same(part: str, whole: str) -> str:
+    """The new part of a text, or "" where that is all of it: a mail's text is stored once
+    (readers take `text_new or text`). The HTML stays in the spooled raw mail only."""
+    return "" if part == whole else part
+
+
 def record_message(ctx: Context, case: Case, mail: ParsedMail, *, kind: str = "mail") -> Message:
     """Store an incoming mail on the case with its attachments (files by content hash)."""
     row = Message(
@@ -87,8 +93,7 @@ def record_message(ctx: Context, case: Case, mail: ParsedMail, *, kind: str = "m
         cc_addrs=_addresses(mail.cc),
         subject=mail.subject,
         text=mail.text,
-        text_new=quotes.new_part(mail.text),
-        html=mail.html,
+        text_new=_unless_same(quotes.new_part(mail.text), mail.text),
         date=_aware(mail.date) if mail.date else utcnow(),
         kind=kind,
     )

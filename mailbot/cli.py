@@ -48,7 +48,7 @@ def _engine(settings: Settings, *, read_only: bool = False) -> Engine:
     if read_only and url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
         engine = db.make_engine("sqlite://")  # nothing stored yet: look, but create no file
     else:
-        engine = db.make_engine(settings.database.url)
+        engine = db.make_engine(settings.database.url, timeout=settings.database.store_timeout_seconds)
     _engines.append(engine)
     return engine
 
@@ -222,6 +222,15 @@ def cmd_outbox_flush(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    data = views.status(_engine(settings, read_only=True), settings.daemon.stall_seconds)
+    if args.json:
+        _print_json(data)
+    else:
+        print(views.render_status(data))
+    return 0 if data["healthy"] else 1
+
+
 def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
     engine = _engine(settings, read_only=args.action == "list")
     if args.action == "list":
@@ -314,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", type=int)
     add("flush", cmd_outbox_flush, "make every queued and failed mail due now (when the relay is back)",
         outbox_sub)
+    p = add("status", cmd_status, "queue depths and each worker's state; exit 1 when a worker is stalled, "
+            "failing or silent")
+    p.add_argument("--json", action="store_true")
     p = add("quarantine", cmd_quarantine, "list, show, release or delete quarantined mail")
     p.add_argument("action", choices=["list", "show", "release", "delete"])
     p.add_argument("id", type=int, nargs="?")

@@ -73,10 +73,19 @@ class RelaySettings(_Section):
 
 class DatabaseSettings(_Section):
     url: str = "sqlite:///data/mailbot.db"
+    # A locked or hung database answers SMTP with 451 within this time instead of stalling it.
+    store_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 10.0
+
+
+class DaemonSettings(_Section):
+    # A worker busy this long without finishing a mail counts as stalled (logged, shown by
+    # `mailbot status`, and the systemd watchdog is no longer pinged).
+    stall_seconds: Annotated[float, Field(gt=0)] = 300.0
 
 
 class StorageSettings(_Section):
     attachments_dir: str = "data/attachments"
+    min_free_mb: Annotated[int, Field(ge=0, strict=True)] = 100
 
 
 class PolicySettings(_Section):
@@ -284,6 +293,7 @@ class Settings(_Section):
     smtp: SmtpSettings = SmtpSettings()
     relay: RelaySettings = RelaySettings()
     database: DatabaseSettings = DatabaseSettings()
+    daemon: DaemonSettings = DaemonSettings()
     storage: StorageSettings = StorageSettings()
     policy: PolicySettings = PolicySettings()
     templates: TemplateSettings = TemplateSettings()

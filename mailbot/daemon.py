@@ -8,6 +8,7 @@ is still in the spool or the outbox and is picked up at the next start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from collections.abc import Callable, Coroutine
@@ -16,8 +17,9 @@ from datetime import datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 
-from mailbot import config, db, inbox, overdue, pipeline, sdnotify
+from mailbot import config, db, health, inbox, overdue, pipeline, sdnotify
 from mailbot.config import Settings
+from mailbot.health import WorkerHealth
 from mailbot.intake_imap import ImapWatcher
 from mailbot.intake_smtp import SmtpIntake, factory
 from mailbot.logs import event
@@ -27,6 +29,7 @@ from mailbot.outbox import Courier
 
 DRAIN_SECONDS = 30.0
 BATCH = 50
+HEALTH_SECONDS = 5.0
 
 
 def on_loop(action: Callable[[], object]) -> Callable[[], Coroutine[None, None, None]]:
@@ -40,14 +43,27 @@ def on_loop(action: Callable[[], object]) -> Callable[[], Coroutine[None, None, 
 
 class Worker:
     """Runs a blocking `step` in a thread whenever woken, until a step finds nothing to do;
-    then sleeps until the next row that waits out a retry backoff is due (`next_due`)."""
+    then sleeps until the next row that waits out a retry backoff is due (`next_due`).
+
+    Supervised: any exception is logged once per kind (`worker-error`), the worker rests for a
+    backoff and tries again, so a database outage never ends it (issue 10).
+    """
 
     def __init__(self, name: str, step: Callable[[], int], next_due: Callable[[], datetime | None]) -> None:
         self.name = name
         self.step = step
         self.next_due = next_due
+        self.health = WorkerHealth(name)
         self.wake = asyncio.Event()
-        self.stopping = False
+        self.halt = asyncio.Event()
+
+    @property
+    def stopping(self) -> bool:
+        return self.halt.is_set()
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.wake.set()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -55,25 +71,60 @@ class Worker:
         while not self.stopping:
             await self.wake.wait()
             self.wake.clear()
-            while not self.stopping and await asyncio.to_thread(self.step) >= BATCH:
-                pass
-            due = await asyncio.to_thread(self.next_due)
+            try:
+                due = await self._work()
+            except Exception as exc:
+                delay = self.health.failed(exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.halt.wait(), delay)
+                self.wake.set()
+                continue
+            self.health.idle()
             if timer is not None:
                 timer.cancel()
             if due is not None:
                 delay = max(0.0, (due - utcnow()).total_seconds())
                 timer = loop.call_later(delay, self.wake.set)
+        self.health.stopped()
+
+    async def _work(self) -> datetime | None:
+        """Steps until one finds less than a batch; returns when the next waiting row is due."""
+        self.health.busy()
+        while not self.stopping and await asyncio.to_thread(self.step) >= BATCH:
+            self.health.progress()
+        return await asyncio.to_thread(self.next_due)
+
+
+class Job:
+    """A periodic check run in a thread, supervised like a worker: an error is logged once per
+    kind and the next run simply tries again."""
+
+    def __init__(self, name: str, action: Callable[[], object]) -> None:
+        self.action = action
+        self.health = WorkerHealth(name)
+
+    async def run(self) -> None:
+        self.health.busy()
+        try:
+            await asyncio.to_thread(self.action)
+        except Exception as exc:
+            self.health.failed(exc)
+        else:
+            self.health.idle()
 
 
 class Daemon:
     def __init__(self, config_path: str, settings: Settings) -> None:
         self.config_path = config_path
         self.current = settings
-        self.engine: Engine = db.make_engine(settings.database.url)
+        self.engine: Engine = db.make_engine(settings.database.url, timeout=settings.database.store_timeout_seconds)
         self.notices = Notices(settings)
         self.courier = Courier(self.engine, settings)
         self.stop_requested = asyncio.Event()
         self.watchers: list[ImapWatcher] = []
+        self.watchdog = False
+        self.jobs = [Job("receipt-window", self.courier.log_breaches),
+                     Job("answer-targets", lambda: overdue.log_overdue(self.engine))]
 
     def settings(self) -> Settings:
         return self.current
@@ -102,13 +153,47 @@ class Daemon:
         event("config-reloaded", file=self.config_path)
 
     def _process_batch(self) -> int:
-        count = pipeline.process_pending(self.engine, self.current, BATCH, self.notices, should_stop=self._stopping)
+        count = pipeline.process_pending(self.engine, self.current, BATCH, self.notices,
+                                         should_stop=self._between_mails)
         if count:
             self.loop.call_soon_threadsafe(self.outbox.wake.set)
         return count
 
-    def _stopping(self) -> bool:
+    def _between_mails(self) -> bool:
+        """Called before each mail of a batch: counts as progress, and says whether to stop."""
+        self.pipeline.health.progress()
         return self.pipeline.stopping
+
+    def healths(self) -> list[WorkerHealth]:
+        return [self.pipeline.health, self.outbox.health, *(job.health for job in self.jobs),
+                *(watcher.health for watcher in self.watchers)]
+
+    async def _check_health(self) -> None:
+        """On the event loop: note stalled workers, and ping the watchdog only while none is.
+
+        A worker in a step without progress for `stall_seconds` (a hung database or file
+        system) stops the pings, so systemd restarts us; a worker that fails and retries (the
+        database is down) is not stalled: it goes on by itself once the fault is gone, and a
+        restart would not fix the fault.
+        """
+        stall = self.current.daemon.stall_seconds
+        stalled = [w.name for w in self.healths() if w.check_stall(stall)]
+        if stalled:
+            sdnotify.status(f"stalled: {', '.join(stalled)}")
+        elif self.watchdog:
+            sdnotify.watchdog()
+
+    async def _heartbeats(self) -> None:
+        """Write the worker states every few seconds for `mailbot status`; never ends on an error."""
+        writer = WorkerHealth("heartbeat")
+        while not self.stop_requested.is_set():
+            try:
+                await asyncio.to_thread(health.record, self.engine, self.healths())
+                writer.idle()
+            except Exception as exc:
+                writer.failed(exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_requested.wait(), health.HEARTBEAT_SECONDS)
 
     def _start_watchers(self) -> None:
         self.watchers = [ImapWatcher(account, self.engine, self.settings, self.on_stored)
@@ -150,9 +235,9 @@ class Daemon:
         scheduler = AsyncIOScheduler()
         scheduler.add_job(on_loop(self.pipeline.wake.set), "interval", seconds=30, id="spool-sweep")
         scheduler.add_job(on_loop(self.outbox.wake.set), "interval", seconds=5, id="outbox-deliver")
-        scheduler.add_job(self._check_breaches, "interval", seconds=60, id="receipt-window")
-        scheduler.add_job(asyncio.to_thread, "interval", (overdue.log_overdue, self.engine), seconds=60,
-                          id="answer-targets", next_run_time=utcnow())  # first check at start
+        scheduler.add_job(self.jobs[0].run, "interval", seconds=60, id="receipt-window")
+        scheduler.add_job(self.jobs[1].run, "interval", seconds=60, id="answer-targets",
+                          next_run_time=utcnow())  # first check at start
         scheduler.start()
         tasks = [asyncio.create_task(self.pipeline.run()), asyncio.create_task(self.outbox.run())]
         self.pipeline.wake.set()  # whatever a previous run left unprocessed goes first
@@ -161,9 +246,11 @@ class Daemon:
               relay=settings.relay.mode, imap_accounts=len(self.watchers))
         sdnotify.ready(f"accepting mail on {settings.smtp.host}:{port}")
         interval = sdnotify.watchdog_interval()
-        if interval:
-            # Pinged from the event loop itself, so a wedged loop stops the pings and systemd restarts us.
-            scheduler.add_job(on_loop(sdnotify.watchdog), "interval", seconds=interval, id="watchdog")
+        self.watchdog = interval is not None
+        # On the event loop itself, so a wedged loop stops the watchdog pings too.
+        scheduler.add_job(self._check_health, "interval", seconds=min(interval or HEALTH_SECONDS, HEALTH_SECONDS),
+                          id="health")
+        tasks.append(asyncio.create_task(self._heartbeats()))
 
         await self.stop_requested.wait()
         event("stopping")
@@ -176,12 +263,11 @@ class Daemon:
         await self._stop_watchers()
         scheduler.shutdown(wait=False)
         for worker in (self.pipeline, self.outbox):
-            worker.stopping = True
-            worker.wake.set()
+            worker.stop()
         await asyncio.gather(*tasks)
+        with contextlib.suppress(Exception):  # best effort: `mailbot status` then says stopped
+            await asyncio.to_thread(health.record, self.engine, self.healths())
         self.engine.dispose()
         event("stopped")
         return 0
 
-    async def _check_breaches(self) -> None:
-        await asyncio.to_thread(self.courier.log_breaches)

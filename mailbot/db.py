@@ -6,8 +6,9 @@ power loss, and "250 means stored" must survive that.
 
 from __future__ import annotations
 
+import math
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,25 +20,37 @@ from sqlmodel import Session, SQLModel, create_engine
 from mailbot import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 
-def _sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
+def _sqlite_pragmas(timeout: float) -> Callable[[sqlite3.Connection, Any], None]:
+    def apply(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+        cursor.close()
+
+    return apply
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for `url`; creates the SQLite file's folder and the schema."""
+def make_engine(url: str, *, timeout: float = 10.0) -> Engine:
+    """An engine for `url`; creates the SQLite file's folder and the schema.
+
+    `timeout` ([database] store_timeout_seconds) bounds every wait the database can impose: a
+    lock held by another writer, a statement, a connection attempt. Intake answers 451 rather
+    than hang with it (a server that stops answering altogether is bounded by the caller).
+    """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        sa_event.listen(engine, "connect", _sqlite_pragmas)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": timeout})
+        sa_event.listen(engine, "connect", _sqlite_pragmas(timeout))
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        millis = int(timeout * 1000)
+        engine = create_engine(url, pool_pre_ping=True, pool_timeout=timeout, connect_args={
+            "connect_timeout": max(1, math.ceil(timeout)),
+            "options": f"-c statement_timeout={millis} -c lock_timeout={millis}",
+        })
     SQLModel.metadata.create_all(engine)
     return engine
 

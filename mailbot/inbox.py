@@ -8,6 +8,7 @@ claims rows from here; a row that keeps failing is quarantined with its reason a
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from mailbot.logs import event
 from mailbot.mail import Envelope
 from mailbot.models import InboundSpool, utcnow
 
@@ -114,21 +116,33 @@ def next_due(engine: Engine) -> datetime | None:
         return db.exec(query).one()
 
 
-def begin_attempt(engine: Engine, spool_id: int) -> InboundSpool | None:
+def begin_attempt(engine: Engine, spool_id: int, max_attempts: int) -> InboundSpool | None:
     """Count an attempt *before* processing, so a mail that crashes the process is still capped.
 
-    Returns the row (with the attempt counted), or None when it is no longer pending.
+    Returns the row (with the attempt counted), or None when it is no longer pending. A row
+    whose attempts are used up without a recorded outcome killed the process (or its judge)
+    each time: it is quarantined here, at the claim, as `crashed_processing`, and never tried
+    again at the next start.
     """
     with Session(engine) as db:
         result = db.execute(
             update(InboundSpool)
-            .where(col(InboundSpool.id) == spool_id, col(InboundSpool.status) == "pending")
+            .where(col(InboundSpool.id) == spool_id, col(InboundSpool.status) == "pending",
+                   col(InboundSpool.attempts) < max_attempts)
             .values(attempts=InboundSpool.attempts + 1)
         )
         db.commit()
-        if getattr(result, "rowcount", 0) != 1:
-            return None
-        return db.get(InboundSpool, spool_id)
+        if getattr(result, "rowcount", 0) == 1:
+            return db.get(InboundSpool, spool_id)
+        row = db.get(InboundSpool, spool_id)
+        if row is not None and row.status == "pending" and row.attempts >= max_attempts:
+            row.status, row.verdict, row.processed_at = "quarantined", "quarantined", utcnow()
+            row.reason = f"crashed_processing: {row.attempts} attempts started, none finished"
+            db.add(row)
+            db.commit()
+            event("quarantined", logging.ERROR, spool=spool_id, message_id=row.message_id, verdict="quarantined",
+                  reason="crashed_processing", attempts=row.attempts, last_error=row.last_error)
+        return None
 
 
 def record_failure(engine: Engine, spool_id: int, error: str, max_attempts: int, backoff: timedelta) -> str:

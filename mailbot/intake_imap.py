@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from sqlmodel import Session
 
 from mailbot import inbox, pipeline
 from mailbot.config import ImapAccount, Settings
+from mailbot.health import WorkerHealth, backoff
 from mailbot.imap_session import NETWORK_ERRORS, ImapSession, check_login, connect
 from mailbot.logs import event
 from mailbot.mail import Envelope
@@ -36,7 +36,6 @@ from mailbot.parse import reverse_path
 
 __all__ = ["ImapWatcher", "check_login"]
 
-BACKOFF_FIRST, BACKOFF_CAP = 1.0, 60.0
 LOGIN_RETRY = 300.0  # a wrong password does not fix itself quickly; don't hammer the server
 
 
@@ -83,6 +82,7 @@ class ImapWatcher:
         self._idling = threading.Lock()  # held while the thread sits in IDLE
         self._connected = threading.Event()
         self._notices: tuple[Settings, Notices] | None = None  # compiled templates, per settings
+        self.health = WorkerHealth(f"imap:{account.name}")
         self._thread = threading.Thread(target=self._run, name=f"imap-{account.name}", daemon=True)
 
     def start(self) -> None:
@@ -109,8 +109,9 @@ class ImapWatcher:
         while not self._stopping.is_set():
             try:
                 self._serve()
-                return
+                break
             except LoginError as exc:
+                self.health.failed(exc, quiet=True)
                 if not login_logged:
                     event("imap-login-failed", logging.ERROR, account=self.account.name, host=self.account.host,
                           user=self.account.username, error=str(exc), retry_in=LOGIN_RETRY,
@@ -118,17 +119,21 @@ class ImapWatcher:
                 login_logged, delay = True, LOGIN_RETRY
             except Exception as exc:  # the watcher must outlive any single failure
                 if self._stopping.is_set():
-                    return
+                    break
                 if self._session is not None:  # we were logged in: this is a new outage
                     failures, login_logged = 0, False
                 failures += 1
-                delay = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** (failures - 1)) * random.uniform(0.8, 1.0)
-                known = isinstance(exc, NETWORK_ERRORS)
-                event("imap-reconnect", logging.WARNING if known else logging.ERROR, account=self.account.name,
-                      error=f"{type(exc).__name__}: {exc}", attempt=failures, retry_in=round(delay, 1))
+                delay = backoff(failures)
+                if isinstance(exc, NETWORK_ERRORS):
+                    self.health.failed(exc, quiet=True)
+                    event("imap-reconnect", logging.WARNING, account=self.account.name,
+                          error=f"{type(exc).__name__}: {exc}", attempt=failures, retry_in=round(delay, 1))
+                else:  # the database, or a bug: logged once per kind, not at every reconnect
+                    self.health.failed(exc)
             finally:
                 self._close()
             self._stopping.wait(delay)
+        self.health.stopped()
 
     def _serve(self) -> None:
         client = connect(self.account)
@@ -143,7 +148,9 @@ class ImapWatcher:
         self._connected.set()
         renew = min(self.account.idle_renew_seconds, self.account.poll_interval)
         while not self._stopping.is_set():
+            self.health.busy()
             self._drain(session, floor)
+            self.health.idle()
             if self.account.idle and session.can_idle:
                 with self._idling:
                     if self._stopping.is_set():
@@ -218,4 +225,5 @@ class ImapWatcher:
         folder = {"done": self.account.processed_folder, "quarantined": self.account.quarantine_folder}.get(state)
         if folder is not None:  # "pending": stays in the folder, moved by a later pass once decided
             targets.setdefault(folder, []).append(uid)
+        self.health.progress()
 

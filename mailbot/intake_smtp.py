@@ -1,8 +1,9 @@
 """SMTP intake (aiosmtpd): only configured recipients, size via SIZE, 250 only once stored.
 
 Answers: 550 5.1.1 for any recipient that is not a service address (no open relay), 552 for
-mail over the limit (aiosmtpd, advertised through SIZE), 451 when storing fails (never
-aiosmtpd's default 500 that shows the exception), 421 while shutting down.
+mail over the limit (aiosmtpd, advertised through SIZE), 451 when storing fails or the database
+does not answer within `store_timeout_seconds` (never aiosmtpd's default 500 that shows the
+exception), 452 when the disk is full or below its reserve, 421 while shutting down.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy.engine import Engine
 
-from mailbot import checks, inbox
+from mailbot import checks, inbox, storage
 from mailbot.config import Settings
 from mailbot.logs import event
 from mailbot.mail import Envelope
@@ -80,18 +81,31 @@ class SmtpIntake:
             if refusal is not None:
                 event("refused-at-smtp", message_id=None, mail_from=mail.mail_from, reason=refusal)
                 return f"550 5.7.1 Message refused ({refusal}); see {self.settings().service.portal_url}"
+        settings = self.settings()
+        short = storage.shortfall(settings)
+        if short is not None:
+            event("store-refused", logging.WARNING, reason="min_free_mb", detail=short, mail_from=mail.mail_from)
+            return storage.FULL
+        timeout = settings.database.store_timeout_seconds
         self.in_flight += 1
         try:
-            stored = await asyncio.to_thread(inbox.store, self.engine, raw, mail)
+            # A hung server (one that accepts and never answers) is bounded here; the store goes
+            # on in its thread, and if it commits after all, the client's retry is a duplicate.
+            stored = await asyncio.wait_for(asyncio.to_thread(inbox.store, self.engine, raw, mail), timeout)
+        except TimeoutError:
+            event("store-failed", logging.ERROR, error=f"no answer from the database within {timeout} s",
+                  mail_from=mail.mail_from)
+            return "451 4.3.0 Message not stored, please try again later"
         except Exception as exc:
             event("store-failed", logging.ERROR, error=f"{type(exc).__name__}: {exc}", mail_from=mail.mail_from)
-            return "451 4.3.0 Message not stored, please try again later"
+            return storage.FULL if storage.disk_full(exc) else "451 4.3.0 Message not stored, please try again later"
         finally:
             self.in_flight -= 1
         event("stored", spool=stored.spool_id, source="smtp", size=len(raw), duplicate=stored.duplicate or None,
               mail_from=mail.mail_from)
-        if not stored.duplicate:
-            self.on_stored(stored.spool_id)
+        # Also for a duplicate: a store that outlived its timeout (and got 451) may have committed
+        # unseen, and the client's retry is the first news of it.
+        self.on_stored(stored.spool_id)
         return f"250 2.0.0 Queued as {stored.spool_id}"
 
     async def handle_exception(self, error: Exception) -> str:

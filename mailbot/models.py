@@ -91,8 +91,7 @@ class Message(SQLModel, table=True):
     cc_addrs: str = ""
     subject: str = ""
     text: str = ""
-    text_new: str = ""
-    html: str = ""
+    text_new: str = ""  # the text without quoted history; "" when that is the whole text
     date: datetime = Field(default_factory=utcnow)
     internal: bool = False
     kind: str = "mail"  # mail | auto_reply | notice
@@ -140,3 +139,25 @@ class ImapCursor(SQLModel, table=True):
     folder: str
     uidvalidity: int
     last_uid: int = 0
+
+
+class WorkerState(SQLModel, table=True):
+    """What one worker of one daemon instance was doing at its last heartbeat (`mailbot status`).
+
+    Keyed by (instance, worker), so several instances on one database each keep their own rows.
+    `state` is starting, idle, busy, failing (retrying after an error), stalled (busy without
+    progress for `[daemon] stall_seconds`) or stopped.
+    """
+
+    __tablename__ = "worker_states"
+    instance: str = Field(primary_key=True)
+    worker: str = Field(primary_key=True)
+    host: str
+    pid: int
+    state: str
+    since: datetime
+    heartbeat: datetime
+    busy_seconds: float = 0.0
+    last_progress: datetime | None = None
+    last_error: str | None = None
+    failures: int = 0

@@ -131,7 +131,7 @@ def run(
     engine: Engine, settings: Settings, spool_id: int, notices: Notices | None = None
 ) -> tuple[str, Outcome | None]:
     """Like `process`, also returning the outcome (None when this call did not decide it)."""
-    pending = inbox.begin_attempt(engine, spool_id)
+    pending = inbox.begin_attempt(engine, spool_id, settings.policy.max_attempts)
     if pending is None:
         return inbox.status(engine, spool_id), None
     attempt = pending.attempts

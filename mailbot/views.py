@@ -5,14 +5,15 @@ The dict shapes are the `--json` contract, so they live in one place.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from mailbot import overdue
-from mailbot.models import Attachment, Case, InboundSpool, Message, Outbox, Participant, utcnow
+from mailbot.models import Attachment, Case, InboundSpool, Message, Outbox, Participant, WorkerState, utcnow
 
 # "open" means every case not closed (new, open, waiting, resolved); the others are one status each.
 CASE_FILTERS = ("open", "closed", "all", "new", "waiting", "resolved")
@@ -146,3 +147,64 @@ def list_outbox(engine: Engine, status: str = "queued") -> list[dict[str, Any]]:
         if status != "all":
             query = query.where(Outbox.status == status)
         return [outbox_summary(row, number) for row, number in db.exec(query.order_by(col(Outbox.id))).all()]
+
+
+STALE_SECONDS = 30.0  # a heartbeat older than this: the daemon is gone or its database hangs
+
+
+def _age(moment: datetime | None, now: datetime) -> float | None:
+    """Seconds since `moment` (SQLite hands datetimes back without their zone: they are UTC)."""
+    if moment is None:
+        return None
+    return round((now - (moment if moment.tzinfo else moment.replace(tzinfo=UTC))).total_seconds(), 1)
+
+
+def status(engine: Engine, stall_seconds: float) -> dict[str, Any]:
+    """Queue depths and each worker's state, for `mailbot status`; `healthy` is False when a
+    worker is stalled or failing, or its heartbeat is stale."""
+    now = utcnow()
+    with Session(engine) as db:
+        def count(model: type[InboundSpool] | type[Outbox], state: str) -> int:
+            return int(db.exec(select(func.count()).select_from(model).where(model.status == state)).one())
+
+        oldest = db.exec(select(func.min(Outbox.created)).where(
+            Outbox.status == "queued", col(Outbox.deadline_at).is_not(None))).one()
+        rows = db.exec(select(WorkerState).order_by(col(WorkerState.instance), col(WorkerState.worker))).all()
+        workers = []
+        for row in rows:
+            heartbeat_age = _age(row.heartbeat, now) or 0.0
+            state = row.state
+            if state == "busy" and row.busy_seconds > stall_seconds:
+                state = "stalled"
+            if state != "stopped" and heartbeat_age > STALE_SECONDS:
+                state = "no-heartbeat"
+            workers.append({
+                "instance": row.instance, "worker": row.worker, "host": row.host, "pid": row.pid, "state": state,
+                "since": _iso(row.since), "heartbeat_age_seconds": heartbeat_age, "busy_seconds": row.busy_seconds,
+                "last_progress": _iso(row.last_progress), "failures": row.failures, "last_error": row.last_error,
+            })
+        return {
+            "spool": {"pending": count(InboundSpool, "pending"), "quarantined": count(InboundSpool, "quarantined")},
+            "outbox": {"queued": count(Outbox, "queued"), "failed": count(Outbox, "failed"),
+                       "oldest_unsent_receipt_seconds": _age(oldest, now)},
+            "workers": workers,
+            "healthy": all(w["state"] in ("starting", "idle", "busy", "stopped") for w in workers),
+        }
+
+
+def render_status(data: dict[str, Any]) -> str:
+    spool, out = data["spool"], data["outbox"]
+    oldest = out["oldest_unsent_receipt_seconds"]
+    lines = [
+        f"spool:   {spool['pending']} pending, {spool['quarantined']} quarantined",
+        f"outbox:  {out['queued']} queued, {out['failed']} failed"
+        + (f"; oldest unsent receipt {oldest:.0f} s old" if oldest is not None else ""),
+    ]
+    if not data["workers"]:
+        lines.append("workers: none recorded (has `mailbot run` started on this database?)")
+    for w in data["workers"]:
+        detail = {"busy": f" for {w['busy_seconds']:.0f} s", "stalled": f" for {w['busy_seconds']:.0f} s",
+                  "failing": f", {w['failures']} failures: {w['last_error']}",
+                  "no-heartbeat": f" (last {w['heartbeat_age_seconds']:.0f} s ago)"}.get(w["state"], "")
+        lines.append(f"{w['instance']}/{w['worker']}: {w['state']}{detail}  (pid {w['pid']}, since {w['since']})")
+    return "\n".join(lines)

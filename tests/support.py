@@ -142,12 +142,15 @@ class DaemonProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self._engine: Engine | None = None
 
-    def start(self, env: dict[str, str] | None = None) -> DaemonProcess:
+    def start(self, env: dict[str, str] | None = None, spawned: Callable[[int], None] | None = None) -> DaemonProcess:
+        """Start and wait until it listens; `spawned(pid)` runs at once, before the daemon is up."""
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "mailbot", "--config", str(self.config_path), "run"],
                 stdout=log, stderr=log, cwd=str(ROOT), env={**os.environ, **(env or {})},
             )
+        if spawned is not None:
+            spawned(self.proc.pid)
         wait_for(self._listening, timeout=30)
         return self
 
