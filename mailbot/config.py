@@ -136,6 +136,10 @@ class LimitsSettings(_Section):
     line_length: Annotated[int, Field(ge=998, strict=True)] = 128 * 1024
     mime_depth: Annotated[int, Field(ge=1, strict=True)] = 20
     part_count: Annotated[int, Field(ge=1, strict=True)] = 200
+    address_count: Annotated[int, Field(ge=1, strict=True)] = 1000
+    header_parameters: Annotated[int, Field(ge=1, strict=True)] = 100
+    judge_seconds: Annotated[float, Field(gt=0)] = 10.0
+    judge_memory_mb: Annotated[int, Field(ge=128, strict=True)] = 512
 
 
 class AttachmentSettings(_Section):

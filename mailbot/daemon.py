@@ -22,6 +22,7 @@ from mailbot.config import Settings
 from mailbot.health import WorkerHealth
 from mailbot.intake_imap import ImapWatcher
 from mailbot.intake_smtp import SmtpIntake, factory
+from mailbot.judgepool import JudgePool
 from mailbot.logs import event
 from mailbot.models import utcnow
 from mailbot.notices import Notices
@@ -120,6 +121,7 @@ class Daemon:
         self.engine: Engine = db.make_engine(settings.database.url, timeout=settings.database.store_timeout_seconds)
         self.notices = Notices(settings)
         self.courier = Courier(self.engine, settings)
+        self.judges = JudgePool()  # one per daemon: the pipeline, SMTP and every IMAP watcher share it
         self.stop_requested = asyncio.Event()
         self.watchers: list[ImapWatcher] = []
         self.watchdog = False
@@ -154,7 +156,8 @@ class Daemon:
 
     def _process_batch(self) -> int:
         count = pipeline.process_pending(self.engine, self.current, BATCH, self.notices,
-                                         should_stop=self._between_mails)
+                                         should_stop=self._between_mails,
+                                         judges=self.judges)
         if count:
             self.loop.call_soon_threadsafe(self.outbox.wake.set)
         return count
@@ -196,7 +199,7 @@ class Daemon:
                 await asyncio.wait_for(self.stop_requested.wait(), health.HEARTBEAT_SECONDS)
 
     def _start_watchers(self) -> None:
-        self.watchers = [ImapWatcher(account, self.engine, self.settings, self.on_stored)
+        self.watchers = [ImapWatcher(account, self.engine, self.settings, self.on_stored, self.judges)
                          for account in self.current.imap.accounts]
         for watcher in self.watchers:
             watcher.start()
@@ -222,7 +225,7 @@ class Daemon:
         settings = self.current
         self.pipeline = Worker("pipeline", self._process_batch, lambda: inbox.next_due(self.engine))
         self.outbox = Worker("outbox", lambda: self.courier.deliver_due(BATCH), self.courier.next_due)
-        intake = SmtpIntake(self.engine, self.settings, self.on_stored)
+        intake = SmtpIntake(self.engine, self.settings, self.on_stored, self.judges)
         server = await self.loop.create_server(factory(intake), settings.smtp.host, settings.smtp.port)
         port = server.sockets[0].getsockname()[1]
         self._start_watchers()
@@ -267,6 +270,7 @@ class Daemon:
         await asyncio.gather(*tasks)
         with contextlib.suppress(Exception):  # best effort: `mailbot status` then says stopped
             await asyncio.to_thread(health.record, self.engine, self.healths())
+        await asyncio.to_thread(self.judges.close)
         self.engine.dispose()
         event("stopped")
         return 0

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.parser import BytesHeaderParser
 from email.policy import compat32
-from email.utils import getaddresses
 
 from sqlalchemy import func, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from mailbot.headertext import getaddresses, storable
 from mailbot.logs import event
 from mailbot.mail import Envelope
 from mailbot.models import InboundSpool, utcnow
@@ -36,7 +36,7 @@ def identity(raw: bytes, envelope: Envelope) -> tuple[str, str | None]:
     """(dedupe key, Message-ID): sender + Message-ID, or the bytes' hash without a Message-ID."""
     headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
     found = re.findall(r"<[^<>\s]+>", str(headers.get("Message-ID") or ""))
-    message_id = found[0] if found else None
+    message_id = storable(found[0]) if found else None  # a NUL there made PostgreSQL refuse the mail
     senders = getaddresses([str(v) for v in headers.get_all("From", [])])
     sender = (senders[0][1] if senders else "") or envelope.mail_from
     if message_id is None:

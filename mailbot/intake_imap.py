@@ -24,10 +24,11 @@ from imapclient.exceptions import LoginError
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from mailbot import inbox, pipeline
+from mailbot import inbox, judgepool, pipeline
 from mailbot.config import ImapAccount, Settings
 from mailbot.health import WorkerHealth, backoff
 from mailbot.imap_session import NETWORK_ERRORS, ImapSession, check_login, connect
+from mailbot.judgepool import JudgePool
 from mailbot.logs import event
 from mailbot.mail import Envelope
 from mailbot.models import ImapCursor, utcnow
@@ -74,8 +75,9 @@ class ImapWatcher:
     """Watches one account in its own thread; `stop` returns promptly, even out of an IDLE."""
 
     def __init__(self, account: ImapAccount, engine: Engine, settings_provider: Callable[[], Settings],
-                 on_stored: Callable[[int], None]) -> None:
+                 on_stored: Callable[[int], None], judges: JudgePool | None = None) -> None:
         self.account, self.engine = account, engine
+        self.judges = judges or judgepool.shared()  # the daemon's one pool, shared with the pipeline
         self.settings_provider, self.on_stored = settings_provider, on_stored
         self._stopping = threading.Event()
         self._session: ImapSession | None = None
@@ -219,7 +221,7 @@ class ImapWatcher:
         else:
             if self._notices is None or self._notices[0] is not settings:
                 self._notices = (settings, Notices(settings))
-            state = pipeline.process(self.engine, settings, stored.spool_id, self._notices[1])
+            state = pipeline.process(self.engine, settings, stored.spool_id, self._notices[1], self.judges)
             if not stored.duplicate:
                 self.on_stored(stored.spool_id)
         folder = {"done": self.account.processed_folder, "quarantined": self.account.quarantine_folder}.get(state)

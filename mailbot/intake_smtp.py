@@ -18,34 +18,36 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy.engine import Engine
 
-from mailbot import checks, inbox, storage
+from mailbot import inbox, judgepool, storage
 from mailbot.config import Settings
+from mailbot.judgepool import JudgePool, JudgeUnavailable
 from mailbot.logs import event
 from mailbot.mail import Envelope
-from mailbot.parse import ParseError, parse
 from mailbot.verdicts import Reject
 
 
-def refusal_at_data(raw: bytes, envelope: Envelope, settings: Settings) -> str | None:
+def refusal_at_data(raw: bytes, envelope: Envelope, settings: Settings, judges: JudgePool) -> str | None:
     """The content rule that refuses this mail, if any, so SMTP can say 550 instead of a notice.
 
     Answering in the session means the sending server bounces to the real sender, and no
     notice of ours can go to a forged one. Robots still get 250 (and are ignored later), and
-    mail that cannot be parsed is stored to be quarantined: neither is refused here.
+    mail that cannot be parsed is stored to be quarantined: neither is refused here. The mail
+    is judged in the pool like any other, so a hostile one costs the session its time limit.
     """
     try:
-        mail = parse(raw)
-    except ParseError:
+        decision = judges.judge(raw, envelope, settings).decision
+    except JudgeUnavailable:  # shutting down: store it, the pipeline judges it later
         return None
-    decision, _ = checks.run(mail, envelope, settings)
     return decision.reason if isinstance(decision, Reject) else None
 
 
 class SmtpIntake:
     """The aiosmtpd handler; `settings` is re-read on every use so a reload takes effect at once."""
 
-    def __init__(self, engine: Engine, settings: Callable[[], Settings], on_stored: Callable[[int], None]) -> None:
+    def __init__(self, engine: Engine, settings: Callable[[], Settings], on_stored: Callable[[int], None],
+                 judges: JudgePool | None = None) -> None:
         self.engine = engine
+        self.judges = judges or judgepool.shared()
         self.settings = settings
         self.on_stored = on_stored
         self.draining = False
@@ -77,7 +79,7 @@ class SmtpIntake:
             source="smtp",
         )
         if self.settings().policy.reject_at_smtp:
-            refusal = await asyncio.to_thread(refusal_at_data, raw, mail, self.settings())
+            refusal = await asyncio.to_thread(refusal_at_data, raw, mail, self.settings(), self.judges)
             if refusal is not None:
                 event("refused-at-smtp", message_id=None, mail_from=mail.mail_from, reason=refusal)
                 return f"550 5.7.1 Message refused ({refusal}); see {self.settings().service.portal_url}"

@@ -74,6 +74,7 @@ class ParsedMail:
     attachments: tuple[Part, ...]
     shape: Shape
     defects: tuple[str, ...] = field(default=())
+    unreadable: str | None = None  # set when only the header could be parsed: why the body could not
 
     def header(self, name: str) -> str | None:
         """First value of a header, or None."""

@@ -7,12 +7,12 @@ which the pipeline turns into a quarantine with the reason.
 
 from __future__ import annotations
 
-import binascii
+import email
 import email.utils
 import logging
 import re
+from dataclasses import dataclass
 from datetime import datetime
-from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import Message
 from email.parser import BytesHeaderParser
@@ -22,6 +22,8 @@ from html.parser import HTMLParser
 import magic
 import mailparser
 
+from mailbot.headertext import decode as _decode
+from mailbot.headertext import getaddresses, storable
 from mailbot.mail import ParsedMail, Part, Shape
 
 MAGIC_SAMPLE = 64 * 1024
@@ -77,17 +79,6 @@ def html_text(html: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
-def _decode(value: str | None) -> str:
-    """RFC 2047 words -> text; header folding becomes one space."""
-    if not value:
-        return ""
-    try:
-        text = str(make_header(decode_header(value)))
-    except (LookupError, UnicodeError, ValueError, binascii.Error):
-        text = value
-    return " ".join(text.split())
-
-
 def valid_address(address: str) -> bool:
     """Whether `address` is a plain addr-spec we can safely write into an outgoing header."""
     if not 3 <= len(address) <= 254 or not address.isprintable() or any(c.isspace() for c in address):
@@ -105,24 +96,29 @@ def reverse_path(raw: bytes) -> str:
     headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
     return_path = headers.get("Return-Path")
     if return_path is not None:
-        return email.utils.parseaddr(str(return_path))[1]
-    senders = email.utils.getaddresses([str(v) for v in headers.get_all("From", [])])
-    return senders[0][1] if senders else ""
+        found = getaddresses([str(return_path)])
+        return storable(found[0][1]) if found else ""
+    senders = getaddresses([str(v) for v in headers.get_all("From", [])])
+    return storable(senders[0][1]) if senders else ""
 
 
 def _addresses(message: Message, *names: str) -> tuple[str, ...]:
     """The valid addresses in these headers, lower-cased, in order; garbage is left out."""
     values = [str(v) for name in names for v in message.get_all(name, [])]
     found: list[str] = []
-    for _, addr in email.utils.getaddresses(values):
+    for _, addr in getaddresses(values):
         addr = addr.strip().lower()
         if valid_address(addr) and addr not in found:
             found.append(addr)
     return tuple(found)
 
 
+# Printable ASCII only: an id goes back out in In-Reply-To and References, which must encode.
+_MESSAGE_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+>")
+
+
 def _message_ids(value: str | None) -> tuple[str, ...]:
-    return tuple(re.findall(r"<[^<>\s]+>", value or ""))
+    return tuple(_MESSAGE_ID.findall(value or ""))
 
 
 def _date(value: str | None) -> datetime | None:
@@ -199,20 +195,78 @@ def _files(message: Message) -> tuple[Part, ...]:
                 detected_type=detect_type(data),
                 filename=_decode(filename) if filename else None,
                 disposition=part.get_content_disposition(),
-                content_id=str(part.get("Content-ID") or "").strip("<> ") or None,
+                content_id=storable(str(part.get("Content-ID") or "").strip("<> ")) or None,
                 payload=data,
             )
         )
     return tuple(files)
 
 
-def parse(raw: bytes) -> ParsedMail:
-    """Parse one RFC 5322 message. Raises ParseError only when nothing usable is there."""
+@dataclass(frozen=True)
+class _Reading:
+    """What one parser made of the mail: the MIME tree, its body texts and what it complained about."""
+
+    message: Message
+    plain: list[str]
+    html: list[str]
+    defects: tuple[str, ...]
+    unreadable: str | None = None  # why only the header could be read
+
+
+def _by_mailparser(raw: bytes) -> _Reading:
+    parsed = mailparser.parse_from_bytes(raw)
+    defects = tuple(str(detail) for entry in parsed.defects for details in entry.values() for detail in details)
+    return _Reading(parsed.message, parsed.text_plain, parsed.text_html, defects)
+
+
+def _text_of(part: Message) -> str:
+    data = part.get_payload(decode=True)
+    if not isinstance(data, bytes):
+        return ""
     try:
-        return _parse(raw)
+        return data.decode(part.get_content_charset() or "utf-8", "replace")
+    except LookupError:
+        return data.decode("utf-8", "replace")
+
+
+def _by_stdlib(raw: bytes) -> _Reading:
+    message = email.message_from_bytes(raw, policy=compat32)
+    plain: list[str] = []
+    html: list[str] = []
+    for part in message.walk():
+        if not part.is_multipart() and _is_body(part, ""):
+            (html if part.get_content_type() == "text/html" else plain).append(_text_of(part))
+    defects = tuple(str(defect) for part in message.walk() for defect in part.defects)
+    return _Reading(message, plain, html, defects)
+
+
+def _headers_only(raw: bytes, why: str) -> _Reading:
+    message = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    message.set_payload("")
+    return _Reading(message, [], [], (), unreadable=why)
+
+
+def parse(raw: bytes) -> ParsedMail:
+    """Parse one RFC 5322 message. Raises ParseError only when not even a header is there.
+
+    mail-parser first; where it fails (its internals raise AttributeError on real mail, and
+    RecursionError on hostile mail) the standard library's parser; where that fails too, the
+    header alone, so robots are still recognised and a person's mail is quarantined with the
+    reason (`unreadable`) instead of being lost.
+    """
+    failures: list[str] = []
+    for read in (_by_mailparser, _by_stdlib):
+        try:
+            return _build(raw, read(raw), failures)
+        except ParseError:
+            raise
+        except Exception as exc:  # any parser failure: try the next, simpler one
+            failures.append(f"{read.__name__.lstrip('_')}: {type(exc).__name__}: {exc}"[:300])
+    try:
+        return _build(raw, _headers_only(raw, "; ".join(failures)), failures)
     except ParseError:
         raise
-    except Exception as exc:  # any failure inside the parsers means "unreadable": quarantine it
+    except Exception as exc:
         raise ParseError(f"{type(exc).__name__}: {exc}") from exc
 
 
@@ -221,24 +275,20 @@ def _header(message: Message, name: str) -> str | None:
     return None if value is None else str(value)
 
 
-def _parse(raw: bytes) -> ParsedMail:
-    parsed = mailparser.parse_from_bytes(raw)
-    message: Message | None = parsed.message
+def _build(raw: bytes, reading: _Reading, failures: list[str]) -> ParsedMail:
+    message = reading.message
     if message is None or not message.keys():
         raise ParseError("no header fields found")
     headers: dict[str, tuple[str, ...]] = {}
     for name, value in message.items():
         key = str(name).lower()
         headers[key] = (*headers.get(key, ()), _decode(str(value)))
-    from_pairs = email.utils.getaddresses([str(v) for v in message.get_all("From", [])])
+    from_pairs = getaddresses([str(v) for v in message.get_all("From", [])])
     from_name, from_addr = from_pairs[0] if from_pairs else ("", "")
-    defects = tuple(
-        str(detail) for entry in parsed.defects for details in entry.values() for detail in details
-    )
     return ParsedMail(
         message_id=(_message_ids(_header(message, "Message-ID")) or (None,))[0],
         subject=_decode(_header(message, "Subject")),
-        from_addr=from_addr.strip().lower(),
+        from_addr=storable(from_addr.strip().lower()),
         from_name=_decode(from_name),
         to=_addresses(message, "To"),
         cc=_addresses(message, "Cc"),
@@ -247,10 +297,11 @@ def _parse(raw: bytes) -> ParsedMail:
         in_reply_to=_message_ids(_header(message, "In-Reply-To")),
         references=_message_ids(_header(message, "References")),
         headers=headers,
-        text="\n".join(parsed.text_plain) or html_text("\n".join(parsed.text_html)),
-        html="\n".join(parsed.text_html),
+        text=storable("\n".join(reading.plain) or html_text("\n".join(reading.html))),
+        html=storable("\n".join(reading.html)),
         content_types=tuple(part.get_content_type() for part in message.walk()),
         attachments=_files(message),
         shape=_shape(raw, message),
-        defects=defects,
+        defects=tuple(storable(defect) for defect in (*failures, *reading.defects)),
+        unreadable=reading.unreadable,
     )

@@ -17,18 +17,20 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from mailbot import checks, inbox, robots
+from mailbot import inbox, judgepool, robots
 from mailbot.cases import Context, refuse
 from mailbot.checks.attachments import allowed as attachment_allowed
 from mailbot.config import Settings
 from mailbot.files import FileStore
+from mailbot.headertext import storable
+from mailbot.judge import Judgement
+from mailbot.judgepool import JudgePool, JudgeUnavailable
 from mailbot.logs import event
-from mailbot.mail import Envelope, ParsedMail
+from mailbot.mail import Envelope
 from mailbot.models import InboundSpool, utcnow
 from mailbot.notices import Notices
-from mailbot.parse import ParseError, parse
 from mailbot.routing import route
-from mailbot.verdicts import Accept, Decision, Ignore, Quarantine, Reject, VerdictKind
+from mailbot.verdicts import Accept, Ignore, Quarantine, Reject, VerdictKind
 
 VERDICT_EVENTS: dict[str, str] = {
     "new_case": "case-opened",
@@ -53,25 +55,6 @@ class Outcome:
         data = asdict(self)
         data.pop("message_id")
         return data
-
-
-@dataclass(frozen=True)
-class Judgement:
-    """What the content rules say about a mail; pure, so it is worked out before any lock."""
-
-    mail: ParsedMail | None
-    decision: Decision
-    trace: list[str]
-
-
-def judge(raw: bytes, envelope: Envelope, settings: Settings) -> Judgement:
-    """Parse and run the content rules: no database, no files, no network."""
-    try:
-        mail = parse(raw)
-    except ParseError as exc:
-        return Judgement(None, Quarantine(f"unparseable: {exc}"), ["parse"])
-    decision, trace = checks.run(mail, envelope, settings)
-    return Judgement(mail, decision, ["parse", *trace])
 
 
 def act(ctx: Context, judged: Judgement) -> Outcome:
@@ -105,9 +88,9 @@ def act(ctx: Context, judged: Judgement) -> Outcome:
     return outcome
 
 
-def decide(ctx: Context, raw: bytes, envelope: Envelope) -> Outcome:
+def decide(ctx: Context, raw: bytes, envelope: Envelope, judges: JudgePool) -> Outcome:
     """The whole pipeline for one mail, inside the caller's transaction."""
-    return act(ctx, judge(raw, envelope, ctx.settings))
+    return act(ctx, judges.judge(raw, envelope, ctx.settings))
 
 
 def _claim(db: Session, spool_id: int) -> InboundSpool | None:
@@ -122,15 +105,20 @@ def _claim(db: Session, spool_id: int) -> InboundSpool | None:
     return db.get(InboundSpool, spool_id)
 
 
-def process(engine: Engine, settings: Settings, spool_id: int, notices: Notices | None = None) -> str:
+def process(engine: Engine, settings: Settings, spool_id: int, notices: Notices | None = None,
+            judges: JudgePool | None = None) -> str:
     """Process one spooled mail now; safe to call from any thread. Returns the row's state."""
-    return run(engine, settings, spool_id, notices)[0]
+    return run(engine, settings, spool_id, notices, judges)[0]
 
 
 def run(
-    engine: Engine, settings: Settings, spool_id: int, notices: Notices | None = None
+    engine: Engine, settings: Settings, spool_id: int, notices: Notices | None = None,
+    judges: JudgePool | None = None,
 ) -> tuple[str, Outcome | None]:
-    """Like `process`, also returning the outcome (None when this call did not decide it)."""
+    """Like `process`, also returning the outcome (None when this call did not decide it).
+
+    `judges` is the daemon's pool; without one, this process's shared pool judges the mail.
+    """
     pending = inbox.begin_attempt(engine, spool_id, settings.policy.max_attempts)
     if pending is None:
         return inbox.status(engine, spool_id), None
@@ -138,7 +126,7 @@ def run(
     try:
         # Parsing and the content rules run before the transaction: on SQLite the transaction
         # holds the write lock, and SMTP intake must not wait for libmagic to say 250.
-        judged = judge(pending.raw, inbox.envelope_of(pending), settings)
+        judged = (judges or judgepool.shared()).judge(pending.raw, inbox.envelope_of(pending), settings)
         with Session(engine, expire_on_commit=False) as db:
             row = _claim(db, spool_id)
             if row is None:
@@ -146,13 +134,16 @@ def run(
                 return inbox.status(engine, spool_id), None
             files = FileStore(settings.storage.attachments_dir)
             outcome = act(Context(db, settings, notices or Notices(settings), files, spool_id), judged)
-            row.verdict, row.reason, row.case_number = outcome.verdict, outcome.reason, outcome.case
+            row.verdict, row.case_number = outcome.verdict, outcome.case
+            row.reason = None if outcome.reason is None else storable(outcome.reason)
             row.trace = ",".join(outcome.trace)
             row.status = "quarantined" if outcome.verdict in ("quarantined", "rejected") else "done"
             db.add(row)
             db.commit()
+    except JudgeUnavailable:  # shutting down: the mail stays pending for the next start
+        return "pending", None
     except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
+        error = storable(f"{type(exc).__name__}: {exc}")
         retry = timedelta(seconds=settings.policy.retry_base_seconds)
         state = inbox.record_failure(engine, spool_id, error, settings.policy.max_attempts, retry)
         event("processing-failed", logging.ERROR, spool=spool_id, attempt=attempt, error=error, state=state)
@@ -165,13 +156,14 @@ def run(
     return row.status, outcome
 
 
-def dry_run(engine: Engine, settings: Settings, raw: bytes, envelope: Envelope) -> Outcome:
+def dry_run(engine: Engine, settings: Settings, raw: bytes, envelope: Envelope,
+            judges: JudgePool | None = None) -> Outcome:
     """The same decision as intake would make, with every write rolled back."""
     with Session(engine) as db:
         files = FileStore(settings.storage.attachments_dir, dry_run=True)
         ctx = Context(db, settings, Notices(settings), files, None, dry_run=True)
         try:
-            return decide(ctx, raw, envelope)
+            return decide(ctx, raw, envelope, judges or judgepool.shared())
         except Exception as exc:  # intake would retry, then quarantine it with this reason
             return Outcome("quarantined", reason=f"processing failed: {type(exc).__name__}: {exc}", trace=["error"])
         finally:
@@ -184,6 +176,7 @@ def process_pending(
     limit: int = 50,
     notices: Notices | None = None,
     should_stop: Callable[[], bool] = lambda: False,
+    judges: JudgePool | None = None,
 ) -> int:
     """Process due spool rows, oldest first; returns how many were looked at."""
     ids = inbox.due(engine, utcnow(), limit)
@@ -191,5 +184,5 @@ def process_pending(
     for done, spool_id in enumerate(ids):
         if should_stop():
             return done
-        process(engine, settings, spool_id, notices)
+        process(engine, settings, spool_id, notices, judges)
     return len(ids)

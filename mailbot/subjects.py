@@ -26,6 +26,12 @@ _CHAIN = re.compile(rf"(?:\s*(?:{_MARKER}|{_LIST_TAG}))*", re.IGNORECASE)
 # differently from what it says, are dropped.
 _BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 _BIDI = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+# The email package decodes "=?charset?Q?...?=" in any header value it is given, so a sender's
+# text that looks like an encoded word would be decoded again on the way out, and one with a
+# broken gb2312 sequence crashed the receipt with UnicodeEncodeError (issue 10). An invisible
+# word joiner after "=" keeps the text as the sender wrote it and the header always encodable.
+_ENCODED_WORD_START = "=?"
+_INERT_START = "=\u2060?"
 
 
 def strip_prefixes(subject: str) -> str:
@@ -40,7 +46,7 @@ def clean(subject: str, limit: int = MAX_LENGTH) -> str:
     Control characters become spaces, whitespace runs one space; a longer subject is cut at a
     word boundary (if one is in its second half) and ends in "…".
     """
-    text = " ".join(_BREAKING.sub(" ", _BIDI.sub("", subject)).split())
+    text = " ".join(_BREAKING.sub(" ", _BIDI.sub("", subject)).split()).replace(_ENCODED_WORD_START, _INERT_START)
     if len(text) <= limit:
         return text
     cut = text[: limit - 1]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import stat
+import struct
+import tracemalloc
 import zipfile
+import zlib
 
 import pytest
 
@@ -97,3 +100,67 @@ def test_broken_archive(data: bytes) -> None:
 def test_broken_nested_archive() -> None:
     assert inspect_zip(make_zip(("x.zip", b"PK\x03\x04 truncated")), LIMITS) == (
         "not a valid ZIP archive (BadZipFile): x.zip")
+
+
+def lying_zip(name: str, size: int, declared: int, head: bytes = b"") -> bytes:
+    """A one-entry ZIP whose headers declare `declared` bytes for `head` and `size` zero bytes."""
+    # One MiB of zeros deflated and fully flushed (byte-aligned, no shared dictionary) is a block
+    # sequence that can be repeated; b"\x03\x00" is an empty final block that ends the stream.
+    packer = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    start = packer.compress(head) + packer.flush(zlib.Z_FULL_FLUSH)
+    zeros = packer.compress(bytes(1 << 20)) + packer.flush(zlib.Z_FULL_FLUSH)
+    deflated = start + zeros * (size >> 20) + b"\x03\x00"
+    encoded = name.encode()
+    # The checksum is right for the declared bytes, so a reader that trusts the size finds no fault.
+    crc = zlib.crc32(head + bytes(declared - len(head)))
+    sizes = struct.pack("<III", crc, len(deflated), declared)  # crc, compressed, uncompressed
+    local = struct.pack("<4sHHHHH", b"PK\x03\x04", 20, 0, 8, 0, 0) + sizes + struct.pack("<HH", len(encoded), 0)
+    central = (struct.pack("<4sHHHHHH", b"PK\x01\x02", 20, 20, 0, 8, 0, 0) + sizes
+               + struct.pack("<HHHHHII", len(encoded), 0, 0, 0, 0, 0, 0) + encoded)
+    body = local + encoded + deflated
+    end = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 1, 1, len(central), len(body), 0)
+    return body + central + end
+
+
+def lying_nested_zip() -> bytes:
+    """A ZIP in a ZIP whose inner entry says 1,000 bytes and inflates to 512 MiB (a few KB in
+    all). It starts like a ZIP, so an inspector that looks for nested archives reads all of it."""
+    return make_zip(("inner.zip", lying_zip("zeros.zip", 512 << 20, 1000, head=b"PK\x03\x04")))
+
+
+def test_a_lying_nested_zip_is_refused_after_inflating_little() -> None:
+    outer = lying_nested_zip()
+    tracemalloc.start()
+    try:
+        problem = inspect_zip(outer, ZipLimits(1000, 200 << 20, 100, 2))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert problem == "inflates to more than the 1000 bytes it declares: inner.zip/zeros.zip"
+    assert len(outer) < 10_000 and peak < 10 << 20
+
+
+def test_an_honest_large_entry_is_capped_by_what_really_inflates() -> None:
+    # Declares its true size, under the total: the budget counts the real bytes all the same.
+    data = lying_zip("log.bin", 8 << 20, 8 << 20)
+    limits = ZipLimits(10, 4 << 20, 10_000, 1)
+    assert inspect_zip(data, ZipLimits(10, 16 << 20, 10_000, 1)) is None
+    assert inspect_zip(data, limits) == f"uncompressed size {8 << 20} > {4 << 20}"
+
+
+@pytest.mark.parametrize(("name", "data", "problem"), [
+    ("tool.bin", b"MZ" + bytes(200), "application/x-dosexec not allowed in a ZIP: tool.bin"),
+    ("seite.txt", b"<!DOCTYPE html><html><body>x</body></html>", "text/html not allowed in a ZIP: seite.txt"),
+    ("rechnung.pdf.js", b"var x = 1;", "file type not allowed in a ZIP: rechnung.pdf.js"),
+    ("Rechnung.LNK", b"L\x00\x00\x00", "file type not allowed in a ZIP: Rechnung.LNK"),
+])
+def test_entries_are_typed_by_content_and_by_the_name_windows_runs(name: str, data: bytes, problem: str) -> None:
+    assert inspect_zip(make_zip((name, data)), LIMITS) == problem
+
+
+def test_a_polyglot_is_judged_by_its_leading_type() -> None:
+    jpeg_then_exe = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(100) + b"MZ" + bytes(100)
+    assert inspect_zip(make_zip(("foto.jpg", jpeg_then_exe)), LIMITS) is None
+    exe_then_jpeg = b"MZ" + bytes(100) + b"\xff\xd8\xff\xe0\x00\x10JFIF\x00"
+    assert inspect_zip(make_zip(("foto.jpg", exe_then_jpeg)), LIMITS) == (
+        "application/x-dosexec not allowed in a ZIP: foto.jpg")
