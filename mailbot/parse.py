@@ -28,8 +28,10 @@ from mailbot.mail import ParsedMail, Part, Shape
 
 MAGIC_SAMPLE = 64 * 1024
 
-# mail-parser logs a warning for every part type it does not extract; that is our job, not noise.
-logging.getLogger("mailparser").setLevel(logging.ERROR)
+# mail-parser logs a warning for every part type it does not extract (that is our job) and an
+# error, with the raw header across many lines, for every broken encoded word (we decode those
+# with replacement): neither belongs in a one-line-per-event log.
+logging.getLogger("mailparser").setLevel(logging.CRITICAL)
 
 
 class ParseError(Exception):
