@@ -64,7 +64,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
-    problems = selfcheck.template_problems(settings)
+    problems = selfcheck.problems(settings)
     if args.connect:
         problems += selfcheck.connection_problems(settings)
     for problem in problems:

@@ -53,11 +53,33 @@ class ServiceSettings(_Section):
         return tuple(a.lower() for a in value)
 
 
+Count = Annotated[int, Field(ge=1, strict=True)]
+
+
 class SmtpSettings(_Section):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535, strict=True)] = 8025
     max_message_size: Annotated[int, Field(ge=1024, strict=True)] = 25 * 1024 * 1024
     hostname: str = "mailbot.localhost"
+    max_connections: Count = 100
+    max_connections_per_ip: Count = 20
+    max_mails_per_ip_per_minute: Annotated[int, Field(ge=0, strict=True)] = 600
+    max_recipients: Count = 100
+    idle_timeout_seconds: Annotated[float, Field(gt=0)] = 300.0
+    tls_cert: str = ""
+    tls_key: str = ""
+    require_tls: Bool = False
+
+    @model_validator(mode="after")
+    def _check_tls(self) -> SmtpSettings:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise PydanticCustomError("smtp_tls", "set both tls_cert and tls_key, or neither")
+        if self.require_tls and not self.tls_cert:
+            raise PydanticCustomError("smtp_tls", "require_tls needs tls_cert and tls_key")
+        for path in (self.tls_cert, self.tls_key):
+            if path and not os.path.isfile(path):
+                raise PydanticCustomError("smtp_tls", "{path} does not exist", {"path": path})
+        return self
 
 
 class RelaySettings(_Section):
@@ -344,9 +366,10 @@ def _describe(error: ErrorDetails) -> str:
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     """Relative paths in the file mean 'beside the config file', not 'beside the cwd'."""
-    for section, key in (("relay", "maildir"), ("storage", "attachments_dir"), ("templates", "dir")):
+    for section, key in (("relay", "maildir"), ("storage", "attachments_dir"), ("templates", "dir"),
+                         ("smtp", "tls_cert"), ("smtp", "tls_key")):
         value = data.get(section, {}).get(key)
-        if isinstance(value, str):
+        if isinstance(value, str) and value:
             data[section][key] = str(base / value) if not os.path.isabs(value) else value
     url = data.get("database", {}).get("url")
     if isinstance(url, str) and url.startswith("sqlite:///") and not url.startswith("sqlite:////"):

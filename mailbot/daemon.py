@@ -17,7 +17,7 @@ from datetime import datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 
-from mailbot import config, db, health, inbox, overdue, pipeline, sdnotify
+from mailbot import config, db, health, inbox, overdue, pipeline, sdnotify, selfcheck
 from mailbot.config import Settings
 from mailbot.health import WorkerHealth
 from mailbot.intake_imap import ImapWatcher
@@ -27,6 +27,7 @@ from mailbot.logs import event
 from mailbot.models import utcnow
 from mailbot.notices import Notices
 from mailbot.outbox import Courier
+from mailbot.smtp_limits import pause_on_resource_errors
 
 DRAIN_SECONDS = 30.0
 BATCH = 50
@@ -135,14 +136,21 @@ class Daemon:
         """SIGHUP: take a good edit of config.toml; keep running on the old one if it is broken."""
         try:
             fresh = config.load(self.config_path)
+            # The same checks as check-config: a missing template folder taken on would fail
+            # every mail until they all end in quarantine.
+            problems = selfcheck.problems(fresh)
         except config.ConfigError as exc:
-            for problem in exc.problems:
+            problems = exc.problems
+        if problems:
+            for problem in problems:
                 event("config-rejected", logging.WARNING, problem=problem)
             return
         fixed = [key for key, old, new in (
             ("smtp.host", self.current.smtp.host, fresh.smtp.host),
             ("smtp.port", self.current.smtp.port, fresh.smtp.port),
             ("database.url", self.current.database.url, fresh.database.url),
+            ("database.store_timeout_seconds", self.current.database.store_timeout_seconds,
+             fresh.database.store_timeout_seconds),
         ) if old != new]
         for key in fixed:
             event("config-restart-needed", key=key, file=self.config_path)
@@ -226,6 +234,7 @@ class Daemon:
         self.pipeline = Worker("pipeline", self._process_batch, lambda: inbox.next_due(self.engine))
         self.outbox = Worker("outbox", lambda: self.courier.deliver_due(BATCH), self.courier.next_due)
         intake = SmtpIntake(self.engine, self.settings, self.on_stored, self.judges)
+        pause_on_resource_errors(self.loop)
         server = await self.loop.create_server(factory(intake), settings.smtp.host, settings.smtp.port)
         port = server.sockets[0].getsockname()[1]
         self._start_watchers()

@@ -3,13 +3,16 @@
 Answers: 550 5.1.1 for any recipient that is not a service address (no open relay), 552 for
 mail over the limit (aiosmtpd, advertised through SIZE), 451 when storing fails or the database
 does not answer within `store_timeout_seconds` (never aiosmtpd's default 500 that shows the
-exception), 452 when the disk is full or below its reserve, 421 while shutting down.
+exception), 452 when the disk is full or below its reserve, 452 4.5.3 beyond `max_recipients`
+(RFC 5321's 100 by default), 421 while shutting down. Connection, rate, size and idle limits
+and STARTTLS: smtp_limits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +26,7 @@ from mailbot.config import Settings
 from mailbot.judgepool import JudgePool, JudgeUnavailable
 from mailbot.logs import event
 from mailbot.mail import Envelope
+from mailbot.smtp_limits import GuardedSMTP, Limits, tls_context
 from mailbot.verdicts import Reject
 
 
@@ -65,6 +69,8 @@ class SmtpIntake:
     async def handle_RCPT(
         self, server: SMTP, session: SmtpSession, envelope: SmtpEnvelope, address: str, rcpt_options: list[str]
     ) -> str:
+        if len(envelope.rcpt_tos) >= self.settings().smtp.max_recipients:
+            return "452 4.5.3 Too many recipients"
         if address.lower() not in self.settings().service.addresses:
             event("rcpt-refused", logging.WARNING, rcpt=address, peer=session.peer[0] if session.peer else None)
             return f"550 5.1.1 <{address}>: no such service address here"
@@ -118,23 +124,34 @@ class SmtpIntake:
 def factory(intake: SmtpIntake) -> Callable[[], Any]:
     """Protocol factory for loop.create_server: one aiosmtpd SMTP per connection, built from the
     settings in force when the connection arrives (so a reload changes limits for new sessions)."""
+    limits = Limits(intake.settings)
+    tls: dict[tuple[str, str], ssl.SSLContext | None] = {}
 
     def make() -> SMTP:
         settings = intake.settings()
+        smtp = settings.smtp
 
-        class Server(SMTP):
+        class Server(GuardedSMTP):
             # RFC 5321 allows 1,000 octets a line, but real mail (unwrapped HTML) breaks that daily;
             # the shape rule quarantines what exceeds the configured limit instead of losing it.
             # (A class attribute: aiosmtpd sizes its stream reader from it in __init__.)
             line_length_limit = settings.limits.line_length
 
+        key = (smtp.tls_cert, smtp.tls_key)
+        if key not in tls:  # loaded once per certificate, not per connection
+            tls.clear()
+            tls[key] = tls_context(smtp)
         return Server(
             intake,
-            data_size_limit=settings.smtp.max_message_size,
+            limits,
+            data_size_limit=smtp.max_message_size,
             enable_SMTPUTF8=True,
             decode_data=False,
-            hostname=settings.smtp.hostname,
+            hostname=smtp.hostname,
             ident="mailbot",
+            timeout=smtp.idle_timeout_seconds,
+            tls_context=tls[key],
+            require_starttls=smtp.require_tls,
         )
 
     return make

@@ -1,17 +1,18 @@
-"""What `check-config` checks beyond the file itself: templates render, and (with --connect)
-the relay and every IMAP account answer.
+"""What `check-config` (and every reload) checks beyond the file itself: folders exist or can
+be made, templates render, and (with --connect) the relay and every IMAP account answer.
 
 A template error found here is a notice that would otherwise fail at 3 a.m. for a customer.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import SimpleNamespace
 
 from jinja2 import TemplateError
 
-from mailbot import sender
+from mailbot import sender, storage
 from mailbot.config import Settings
 from mailbot.notices import Notices
 
@@ -31,6 +32,40 @@ def _sample() -> dict[str, object]:
         "answer_due": "Dienstag, 24.11.2026, 09:30 Uhr", "status": "resolved", "previous_status": "open",
         "details": ["rechnung.jpg: application/x-dosexec"], "text": "Bitte starten Sie den Drucker neu.",
     }
+
+
+def _writable_problem(name: str, key: str, path: Path) -> str | None:
+    """Why mailbot could not create or write to the folder `path`, if it could not."""
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir():
+        return f"{name}: {key}: {existing} is not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{name}: {key}: {existing} is not writable" + ("" if existing == path else f" (to create {path})")
+    return None
+
+
+def path_problems(settings: Settings) -> list[str]:
+    """One line per configured folder that is missing (templates) or cannot be written to."""
+    name = Path(settings.source).name
+    problems = []
+    if not Path(settings.templates.dir).is_dir():
+        problems.append(f"{name}: templates.dir: {settings.templates.dir} is not a folder")
+    folders = [("storage.attachments_dir", Path(settings.storage.attachments_dir))]
+    if settings.relay.mode == "maildir":
+        folders.append(("relay.maildir", Path(settings.relay.maildir)))
+    database = storage.sqlite_folder(settings)
+    if database is not None:
+        folders.append(("database.url", database))
+    problems += [problem for key, path in folders if (problem := _writable_problem(name, key, path))]
+    return problems
+
+
+def problems(settings: Settings) -> list[str]:
+    """Everything `check-config` (and a reload) checks without connecting anywhere."""
+    found = path_problems(settings)
+    if not any(": templates.dir: " in problem for problem in found):
+        found += template_problems(settings)
+    return found
 
 
 def template_problems(settings: Settings) -> list[str]:

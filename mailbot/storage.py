@@ -39,13 +39,18 @@ def disk_full(exc: BaseException) -> bool:
     return False
 
 
-def local_paths(settings: Settings) -> list[Path]:
-    """Where mailbot writes on this machine: the SQLite file's folder and the attachments."""
-    paths = [Path(settings.storage.attachments_dir)]
+def sqlite_folder(settings: Settings) -> Path | None:
+    """The folder of the SQLite database file; None for PostgreSQL or an in-memory database."""
     url = make_url(settings.database.url)
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        paths.append(Path(url.database).parent)
-    return paths
+        return Path(url.database).parent
+    return None
+
+
+def local_paths(settings: Settings) -> list[Path]:
+    """Where mailbot writes on this machine: the SQLite file's folder and the attachments."""
+    folder = sqlite_folder(settings)
+    return [Path(settings.storage.attachments_dir), *([folder] if folder else [])]
 
 
 def shortfall(settings: Settings) -> str | None:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 from imapclient import IMAPClient
+from support import self_signed
 
 USER = "tester"
 PASSWORD = "secret"  # noqa: S105 - a test account on a loopback server
@@ -130,13 +131,7 @@ class Dovecot:
         os.chown(self.root / "mail", mail_user.pw_uid, mail_user.pw_gid)
         self._mail_owner = (mail_user.pw_uid, mail_user.pw_gid)
         (self.root / "passwd").write_text(f"{self.user}:{{PLAIN}}{self.password}::::\n")
-        subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-days", "2", "-subj", "/CN=localhost", "-addext",
-             "subjectAltName=DNS:localhost,IP:127.0.0.1",
-             "-keyout", str(self.root / "key.pem"), "-out", str(self.cafile)],
-            check=True, capture_output=True,
-        )
+        self_signed(self.root)
         (self.root / "key.pem").chmod(0o644)  # read by the login processes; a test key only
         capability = f"imap_capability = {capabilities}" if capabilities is not None else ""
         (self.root / "dovecot.conf").write_text(CONFIG.format(

@@ -56,6 +56,18 @@ def wait_for(condition: Callable[[], Any], timeout: float = 20.0, interval: floa
         time.sleep(interval)
 
 
+def self_signed(folder: Path) -> tuple[Path, Path]:
+    """A throw-away certificate for localhost/127.0.0.1 and its key: (cert.pem, key.pem)."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "2", "-subj", "/CN=localhost", "-addext",
+         "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
 def toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -142,11 +154,13 @@ class DaemonProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self._engine: Engine | None = None
 
-    def start(self, env: dict[str, str] | None = None, spawned: Callable[[int], None] | None = None) -> DaemonProcess:
-        """Start and wait until it listens; `spawned(pid)` runs at once, before the daemon is up."""
+    def start(self, env: dict[str, str] | None = None, spawned: Callable[[int], None] | None = None,
+              wrapper: Sequence[str] = ()) -> DaemonProcess:
+        """Start and wait until it listens; `spawned(pid)` runs at once, before the daemon is up;
+        `wrapper` is a command that runs it (e.g. prlimit with its options)."""
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "mailbot", "--config", str(self.config_path), "run"],
+                [*wrapper, sys.executable, "-m", "mailbot", "--config", str(self.config_path), "run"],
                 stdout=log, stderr=log, cwd=str(ROOT), env={**os.environ, **(env or {})},
             )
         if spawned is not None:

@@ -81,3 +81,16 @@ def test_check_config_renders_every_template(tmp_path: Path) -> None:
     assert sorted(line.split(": ")[0] for line in result.stderr.splitlines()) == [
         str(templates / "de" / "case_closed.txt.j2"), str(templates / "en" / "receipt.txt.j2")]
     assert "TemplateSyntaxError" in result.stderr and "TemplateNotFound" in result.stderr
+
+
+def test_check_config_names_folders_it_could_not_use(tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file where a folder should go")
+    config = write_config(tmp_path / "config.toml", base_sections(
+        tmp_path, "sqlite://", templates={"dir": str(tmp_path / "gone")},
+        storage={"attachments_dir": str(tmp_path / "blocker" / "attachments")}))
+    result = mailbot(config, "check-config")
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"config.toml: templates.dir: {tmp_path / 'gone'} is not a folder",
+        f"config.toml: storage.attachments_dir: {tmp_path / 'blocker'} is not a folder",
+    ]

@@ -67,3 +67,21 @@ def test_reload_broken_then_good_while_sending(tmp_path: Path, sqlite_url: str, 
     wait_for(all_processed, timeout=60)
     with Session(daemon.engine()) as db:
         assert sorted(row.message_id or "" for row in db.exec(select(InboundSpool)).all()) == sorted(accepted)
+
+
+def test_reload_refuses_what_check_config_refuses(tmp_path: Path, sqlite_url: str, relay: Relay,
+                                                   daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    sections = base_sections(tmp_path, sqlite_url, relay=relay.sections())
+    daemon = daemon_factory(sections)
+    assert daemon.proc is not None
+    sections["templates"]["dir"] = str(tmp_path / "no-templates")  # a valid file, a missing folder
+    write_config(tmp_path / "config.toml", sections)
+    daemon.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "level=warning event=config-rejected" in daemon.log())
+    assert f'problem="config.toml: templates.dir: {tmp_path / "no-templates"} is not a folder"' in daemon.log()
+    assert "event=config-reloaded" not in daemon.log()
+    with smtplib.SMTP("127.0.0.1", daemon.port, timeout=10) as client:
+        client.sendmail("kunde@customer.test", ["service@example.com"], compose(message_id="after-reject"))
+    wait_for(lambda: relay.messages())  # the receipt still renders with the templates in force
+    with Session(daemon.engine()) as db:
+        assert [row.status for row in db.exec(select(InboundSpool)).all()] == ["done"]
