@@ -315,3 +315,31 @@ def test_ten_thousand_waiting_messages_drain_completely_in_bounded_memory(
         verdicts = session.exec(select(InboundSpool.verdict, func.count()).group_by(InboundSpool.verdict)).all()
         assert verdicts == [("ignored", total)]
         assert session.exec(select(func.count()).select_from(Case)).one() == 0
+
+
+def test_a_database_fault_is_logged_once_and_the_watcher_goes_on(
+    server: Dovecot, settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sqlite3
+
+    caplog.set_level(logging.INFO, logger="mailbot")
+    engine = db.make_engine(settings.database.url, timeout=0.3)
+    holder = sqlite3.connect(str(tmp_path / "mailbot.db"), isolation_level=None)
+    try:
+        with watching(account_for(server), engine, settings) as watcher:
+            wait_for(lambda: watcher.connected)
+            holder.execute("BEGIN IMMEDIATE")  # another writer holds the database
+            server.append(mail(1))
+            server.append(mail(2))
+            wait_for(lambda: watcher.health.failures >= 2, timeout=15)
+            holder.execute("ROLLBACK")
+            wait_for(lambda: len(server.uids("Processed")) == 2, timeout=20)
+            assert watcher.alive
+        errors = events(caplog, "worker-error")
+        assert len(errors) == 1 and errors[0].fields["worker"] == "imap:support"  # type: ignore[attr-defined]
+        assert "database is locked" in errors[0].fields["error"]  # type: ignore[attr-defined]
+        assert events(caplog, "worker-recovered")
+        assert len(cases(engine)) == 2
+    finally:
+        holder.close()
+        engine.dispose()
