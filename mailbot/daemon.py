@@ -28,6 +28,7 @@ from mailbot.models import utcnow
 from mailbot.notices import Notices
 from mailbot.outbox import Courier
 from mailbot.smtp_limits import pause_on_resource_errors
+from mailbot.spool_writer import SpoolWriter
 
 DRAIN_SECONDS = 30.0
 BATCH = 50
@@ -122,6 +123,7 @@ class Daemon:
         self.engine: Engine = db.make_engine(settings.database.url, timeout=settings.database.store_timeout_seconds)
         self.notices = Notices(settings)
         self.courier = Courier(self.engine, settings)
+        self.writer = SpoolWriter(self.engine)  # group commit for SMTP and every IMAP watcher
         self.judges = JudgePool()  # one per daemon: the pipeline, SMTP and every IMAP watcher share it
         self.stop_requested = asyncio.Event()
         self.watchers: list[ImapWatcher] = []
@@ -207,7 +209,7 @@ class Daemon:
                 await asyncio.wait_for(self.stop_requested.wait(), health.HEARTBEAT_SECONDS)
 
     def _start_watchers(self) -> None:
-        self.watchers = [ImapWatcher(account, self.engine, self.settings, self.on_stored, self.judges)
+        self.watchers = [ImapWatcher(account, self.engine, self.settings, self.on_stored, self.judges, self.writer)
                          for account in self.current.imap.accounts]
         for watcher in self.watchers:
             watcher.start()
@@ -233,7 +235,7 @@ class Daemon:
         settings = self.current
         self.pipeline = Worker("pipeline", self._process_batch, lambda: inbox.next_due(self.engine))
         self.outbox = Worker("outbox", lambda: self.courier.deliver_due(BATCH), self.courier.next_due)
-        intake = SmtpIntake(self.engine, self.settings, self.on_stored, self.judges)
+        intake = SmtpIntake(self.engine, self.settings, self.on_stored, self.judges, self.writer)
         pause_on_resource_errors(self.loop)
         server = await self.loop.create_server(factory(intake), settings.smtp.host, settings.smtp.port)
         port = server.sockets[0].getsockname()[1]
@@ -273,6 +275,7 @@ class Daemon:
             await asyncio.sleep(0.05)
         server.close()
         await self._stop_watchers()
+        await asyncio.to_thread(self.writer.close)
         scheduler.shutdown(wait=False)
         for worker in (self.pipeline, self.outbox):
             worker.stop()

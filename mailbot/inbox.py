@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 from mailbot.headertext import getaddresses, storable
 from mailbot.logs import event
 from mailbot.mail import Envelope
-from mailbot.models import InboundSpool, utcnow
+from mailbot.models import InboundSpool, key, utcnow
 
 
 @dataclass(frozen=True)
@@ -45,41 +45,71 @@ def identity(raw: bytes, envelope: Envelope) -> tuple[str, str | None]:
     return "mid:" + digest, message_id
 
 
-def _existing(db: Session, dedupe_key: str, source_key: str | None) -> int | None:
-    match = col(InboundSpool.dedupe_key) == dedupe_key
-    if source_key is not None:
-        match = or_(match, col(InboundSpool.source_key) == source_key)
-    return db.exec(select(InboundSpool.id).where(match)).first()
+@dataclass(frozen=True)
+class Arrival:
+    """One mail to store: its bytes, envelope and (IMAP) source key."""
+
+    raw: bytes
+    envelope: Envelope
+    source_key: str | None = None
+
+
+def _known(db: Session, dedupe_keys: list[str], source_keys: list[str]) -> dict[str, int]:
+    """Spool ids of rows already stored under any of these keys, by key."""
+    query = select(InboundSpool.id, InboundSpool.dedupe_key, InboundSpool.source_key).where(
+        or_(col(InboundSpool.dedupe_key).in_(dedupe_keys), col(InboundSpool.source_key).in_(source_keys)))
+    known: dict[str, int] = {}
+    for spool_id, dedupe_key, source_key in db.exec(query).all():
+        assert spool_id is not None
+        known[dedupe_key] = spool_id
+        if source_key is not None:
+            known[source_key] = spool_id
+    return known
+
+
+def store_many(engine: Engine, arrivals: list[Arrival]) -> list[Stored]:
+    """Durably store mails in one transaction (one fsync for all; committed on return), in order.
+
+    A mail seen before (stored earlier, or twice in this batch) returns its first row. Should
+    another writer (a `replay`, a second instance) commit the same key meanwhile, the batch is
+    rolled back and tried again, so the dedupe stays exact.
+    """
+    keyed = [(arrival, *identity(arrival.raw, arrival.envelope)) for arrival in arrivals]
+    tries = 3
+    while True:
+        with Session(engine, expire_on_commit=False) as db:
+            known: dict[str, int | InboundSpool] = dict(_known(
+                db, [key for _, key, _ in keyed], [a.source_key for a, _, _ in keyed if a.source_key]))
+            results: list[tuple[int | InboundSpool, bool]] = []
+            for arrival, dedupe_key, message_id in keyed:
+                found = known.get(dedupe_key) or (known.get(arrival.source_key) if arrival.source_key else None)
+                if found is not None:
+                    results.append((found, True))
+                    continue
+                envelope = arrival.envelope
+                row = InboundSpool(
+                    source=envelope.source, source_key=arrival.source_key, dedupe_key=dedupe_key,
+                    mail_from=envelope.mail_from, rcpt_to=",".join(envelope.rcpt_to),
+                    declared_size=envelope.declared_size, message_id=message_id, raw=arrival.raw,
+                )
+                db.add(row)
+                known[dedupe_key] = row
+                if arrival.source_key:
+                    known[arrival.source_key] = row
+                results.append((row, False))
+            try:
+                db.commit()
+            except IntegrityError:  # a concurrent writer stored one of these first
+                tries -= 1
+                if not tries:
+                    raise
+                continue
+            return [Stored(found if isinstance(found, int) else key(found), duplicate) for found, duplicate in results]
 
 
 def store(engine: Engine, raw: bytes, envelope: Envelope, source_key: str | None = None) -> Stored:
     """Durably store one mail (committed on return); a mail seen before returns its first row."""
-    dedupe_key, message_id = identity(raw, envelope)
-    with Session(engine) as db:
-        found = _existing(db, dedupe_key, source_key)
-        if found is not None:
-            return Stored(found, True)
-        row = InboundSpool(
-            source=envelope.source,
-            source_key=source_key,
-            dedupe_key=dedupe_key,
-            mail_from=envelope.mail_from,
-            rcpt_to=",".join(envelope.rcpt_to),
-            declared_size=envelope.declared_size,
-            message_id=message_id,
-            raw=raw,
-        )
-        db.add(row)
-        try:
-            db.commit()
-        except IntegrityError:  # a concurrent store of the same mail won the race
-            db.rollback()
-            found = _existing(db, dedupe_key, source_key)
-            if found is None:
-                raise
-            return Stored(found, True)
-        assert row.id is not None
-        return Stored(row.id, False)
+    return store_many(engine, [Arrival(raw, envelope, source_key)])[0]
 
 
 def envelope_of(row: InboundSpool) -> Envelope:

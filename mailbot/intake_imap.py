@@ -19,6 +19,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 
 from imapclient.exceptions import LoginError
 from sqlalchemy.engine import Engine
@@ -28,12 +29,14 @@ from mailbot import inbox, judgepool, pipeline
 from mailbot.config import ImapAccount, Settings
 from mailbot.health import WorkerHealth, backoff
 from mailbot.imap_session import NETWORK_ERRORS, ImapSession, check_login, connect
+from mailbot.inbox import Stored
 from mailbot.judgepool import JudgePool
 from mailbot.logs import event
 from mailbot.mail import Envelope
 from mailbot.models import ImapCursor, utcnow
 from mailbot.notices import Notices
 from mailbot.parse import reverse_path
+from mailbot.spool_writer import SpoolWriter
 
 __all__ = ["ImapWatcher", "check_login"]
 
@@ -75,8 +78,10 @@ class ImapWatcher:
     """Watches one account in its own thread; `stop` returns promptly, even out of an IDLE."""
 
     def __init__(self, account: ImapAccount, engine: Engine, settings_provider: Callable[[], Settings],
-                 on_stored: Callable[[int], None], judges: JudgePool | None = None) -> None:
+                 on_stored: Callable[[int], None], judges: JudgePool | None = None,
+                 writer: SpoolWriter | None = None) -> None:
         self.account, self.engine = account, engine
+        self.writer = writer or SpoolWriter(engine)  # the daemon's one writer, shared with SMTP
         self.judges = judges or judgepool.shared()  # the daemon's one pool, shared with the pipeline
         self.settings_provider, self.on_stored = settings_provider, on_stored
         self._stopping = threading.Event()
@@ -192,25 +197,36 @@ class ImapWatcher:
         sizes = session.sizes(uids)
         targets: dict[str, list[int]] = {}
         fitting = {uid: size for uid, size in sizes.items() if size <= limit}
+        # Every fetched mail goes to the writer at once, so the batch is stored in few transactions
+        # (group commit); each is then processed and moved in UID order once its commit is done.
+        arrived = []
         for uid, raw in session.bodies(fitting):
             if self._stopping.is_set():  # stop between messages; what is done still gets moved
                 break
-            self._ingest(session, settings, uid, raw, None, targets)
+            arrived.append(self._submit(session, settings, uid, raw, None))
         for uid in sorted(set(sizes) - set(fitting)):  # too large: only the header, with the size
             header = None if self._stopping.is_set() else session.header(uid)
             if header is not None:
-                self._ingest(session, settings, uid, header, sizes[uid], targets)
+                arrived.append(self._submit(session, settings, uid, header, sizes[uid]))
+        for uid, envelope, size, future in arrived:
+            if self._stopping.is_set():  # the rest is stored: the daemon's worker processes it
+                break
+            stored = future.result(settings.database.store_timeout_seconds)
+            self._settle(settings, uid, envelope, size, stored, targets)
         for folder, moving in targets.items():
             session.move(moving, folder)
             event("moved", account=self.account.name, folder=folder, count=len(moving),
                   uids=f"{moving[0]}..{moving[-1]}" if len(moving) > 1 else moving[0])
 
-    def _ingest(self, session: ImapSession, settings: Settings, uid: int, raw: bytes,
-                declared_size: int | None, targets: dict[str, list[int]]) -> None:
+    def _submit(self, session: ImapSession, settings: Settings, uid: int, raw: bytes,
+                declared_size: int | None) -> tuple[int, Envelope, int, Future[Stored]]:
         envelope = envelope_for(raw, self.account, settings, declared_size)
         key = source_key(self.account, session.uidvalidity, uid)
-        stored = inbox.store(self.engine, raw, envelope, key)
-        event("stored", spool=stored.spool_id, source=envelope.source, uid=uid, size=declared_size or len(raw),
+        return uid, envelope, declared_size or len(raw), self.writer.submit(raw, envelope, key)
+
+    def _settle(self, settings: Settings, uid: int, envelope: Envelope, size: int, stored: Stored,
+                targets: dict[str, list[int]]) -> None:
+        event("stored", spool=stored.spool_id, source=envelope.source, uid=uid, size=size,
               duplicate=stored.duplicate or None, mail_from=envelope.mail_from)
         # Seen before (a refetch after a crash, or the same mail by SMTP too): only move it,
         # unless it is pending and due (the crash came before processing). A pending row that

@@ -21,12 +21,13 @@ from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
 from sqlalchemy.engine import Engine
 
-from mailbot import inbox, judgepool, storage
+from mailbot import judgepool, storage
 from mailbot.config import Settings
 from mailbot.judgepool import JudgePool, JudgeUnavailable
 from mailbot.logs import event
 from mailbot.mail import Envelope
 from mailbot.smtp_limits import GuardedSMTP, Limits, tls_context
+from mailbot.spool_writer import SpoolWriter
 from mailbot.verdicts import Reject
 
 
@@ -49,8 +50,9 @@ class SmtpIntake:
     """The aiosmtpd handler; `settings` is re-read on every use so a reload takes effect at once."""
 
     def __init__(self, engine: Engine, settings: Callable[[], Settings], on_stored: Callable[[int], None],
-                 judges: JudgePool | None = None) -> None:
+                 judges: JudgePool | None = None, writer: SpoolWriter | None = None) -> None:
         self.engine = engine
+        self.writer = writer or SpoolWriter(engine)
         self.judges = judges or judgepool.shared()
         self.settings = settings
         self.on_stored = on_stored
@@ -97,9 +99,10 @@ class SmtpIntake:
         timeout = settings.database.store_timeout_seconds
         self.in_flight += 1
         try:
-            # A hung server (one that accepts and never answers) is bounded here; the store goes
-            # on in its thread, and if it commits after all, the client's retry is a duplicate.
-            stored = await asyncio.wait_for(asyncio.to_thread(inbox.store, self.engine, raw, mail), timeout)
+            # Group commit: the writer stores this mail with whatever else arrived meanwhile, and
+            # answers once that transaction committed. A hung database is bounded here; a store
+            # that commits after all is found by the client's retry as a duplicate.
+            stored = await asyncio.wait_for(asyncio.wrap_future(self.writer.submit(raw, mail)), timeout)
         except TimeoutError:
             event("store-failed", logging.ERROR, error=f"no answer from the database within {timeout} s",
                   mail_from=mail.mail_from)
