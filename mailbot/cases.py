@@ -13,8 +13,8 @@ from email.message import EmailMessage
 
 from sqlmodel import Session, col, select
 
-from mailbot import casetoken, hours, outbox, quotes, subjects
-from mailbot.config import Settings
+from mailbot import casetoken, hours, language, outbox, quotes, subjects
+from mailbot.config import Language, Settings
 from mailbot.files import FileStore
 from mailbot.logs import event
 from mailbot.mail import ParsedMail, Part
@@ -128,6 +128,14 @@ def thread_of(ctx: Context, case: Case | None) -> tuple[str | None, tuple[str, .
     return (ids[-1], tuple(ids[:-1])) if ids else (None, ())
 
 
+def speaks(ctx: Context, case: Case | None, mail: ParsedMail | None) -> Language:
+    """The language to write in: the case's; for mail without a case, the mail's own."""
+    templates = ctx.settings.templates
+    if case is not None and case.language in templates.languages:
+        return case.language
+    return language.of_mail(mail, templates) if mail is not None else templates.default
+
+
 def send(
     ctx: Context,
     kind: str,
@@ -147,6 +155,7 @@ def send(
     deadline = utcnow() + timedelta(minutes=deadline_minutes) if deadline_minutes else None
     in_reply_to, references = (answering.message_id, answering.references) if answering else thread_of(ctx, case)
     concerns = case or about
+    lang = speaks(ctx, concerns, answering)
     for recipient in dict.fromkeys(recipients):
         if not valid_address(recipient) or recipient in own_addresses(ctx.settings):
             continue  # nobody to answer (a garbage From), or ourselves
@@ -159,6 +168,7 @@ def send(
             references=references,
             sender=sender,
             files=files,
+            language=lang,
         )
         row = outbox.queue(
             ctx.db, message, kind=kind, recipient=recipient, settings=ctx.settings,
@@ -183,7 +193,8 @@ def send(
 def open_case(ctx: Context, mail: ParsedMail) -> Case:
     """A new case from a customer's mail; its receipt is queued in the same transaction."""
     subject = subjects.strip_prefixes(casetoken.strip(mail.subject, ctx.settings.tokens)) or "(ohne Betreff)"
-    case = Case(subject=subject, requester=mail.from_addr, status="new")
+    case = Case(subject=subject, requester=mail.from_addr, status="new",
+                language=language.of_mail(mail, ctx.settings.templates))
     ctx.db.add(case)
     ctx.db.flush()
     assert case.id is not None
@@ -196,7 +207,7 @@ def open_case(ctx: Context, mail: ParsedMail) -> Case:
     case.answer_due = hours.due_at(case.created, ctx.settings.hours.target_hours, ctx.settings.hours)
     send(
         ctx, "receipt", customer_side(ctx, case),
-        {"original_subject": subject, "answer_due": hours.describe(case.answer_due, ctx.settings.templates.language)},
+        {"original_subject": subject, "answer_due": hours.describe(case.answer_due, speaks(ctx, case, mail))},
         case=case, answering=mail, deadline_minutes=ctx.settings.policy.receipt_window_minutes,
     )
     return case

@@ -169,6 +169,19 @@ def cmd_case_reopen(args: argparse.Namespace, settings: Settings) -> int:
     return _set_status(settings, args.number, "open", only_from=("resolved", "closed"))
 
 
+def cmd_case_language(args: argparse.Namespace, settings: Settings) -> int:
+    offered = settings.templates.languages
+    if args.language not in offered:
+        raise UserError(f"{args.language}: not one of the languages in config [templates] languages "
+                        f"({', '.join(offered)})")
+    with _on_case(settings, args.number) as (ctx, case):
+        previous, case.language = case.language, args.language
+        ctx.db.add(case)
+    logs.event("language-changed", case=args.number, language=args.language, previous=previous, actor="cli")
+    print(f"case {args.number}: language {previous} -> {args.language}; its next mail is written in it")
+    return 0
+
+
 def cmd_case_reply(args: argparse.Namespace, settings: Settings) -> int:
     agent = args.sender.strip().lower()
     if not settings.agents.covers(agent):
@@ -292,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="open (every case not closed; the default), closed, all, or one status")
     p.add_argument("--overdue", action="store_true", help="only cases without an agent answer past their target")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per case")
-    help_text = "show, reply to, or change one case: show | reply | status | close | reopen"
+    help_text = "show, reply to, or change one case: show | reply | status | language | close | reopen"
     case = sub.add_parser("case", help=help_text, description=help_text)
     case_sub = case.add_subparsers(dest="case_command", required=True, metavar="ACTION")
     p = add("show", cmd_case_show, "show a case and its messages", case_sub)
@@ -310,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("number", type=int)
     p.add_argument("status", choices=STATUSES)
     p.add_argument("--silent", action="store_true", help="an internal change: send no status mail")
+    p = add("language", cmd_case_language, "set the language the case's mail is written in", case_sub)
+    p.add_argument("number", type=int)
+    p.add_argument("language", metavar="LANGUAGE", help="one of config [templates] languages, e.g. de or en")
     p = add("close", cmd_case_close, "close a case and mail the customer side", case_sub)
     p.add_argument("number", type=int)
     p = add("reopen", cmd_case_reopen, "reopen a resolved or closed case and mail the customer side", case_sub)

@@ -45,7 +45,6 @@ class ServiceSettings(_Section):
     noreply: Address
     company: str = "Example GmbH"
     portal_url: str = "https://support.example.com"
-    business_hours: str = "Mo-Fr 09:00-16:00"
 
     @field_validator("addresses", mode="after")
     @classmethod
@@ -145,9 +144,22 @@ class AgentSettings(_Section):
         }
 
 
+Language = Literal["de", "en"]  # the languages templates and dates are written in
+
+
 class TemplateSettings(_Section):
+    """Templates and the languages customers are answered in (each case keeps its own)."""
+
     dir: str = "templates"
-    language: Literal["de", "en"] = "de"
+    languages: tuple[Language, ...] = Field(default=("de", "en"), min_length=1)
+    default: Language = "de"
+
+    @model_validator(mode="after")
+    def _default_is_offered(self) -> TemplateSettings:
+        if self.default not in self.languages:
+            raise PydanticCustomError("default_language", "default '{default}' is not one of languages",
+                                      {"default": self.default})
+        return self
 
 
 class LimitsSettings(_Section):

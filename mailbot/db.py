@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event as sa_event
+from sqlalchemy import inspect, literal, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -52,7 +53,28 @@ def make_engine(url: str, *, timeout: float = 10.0) -> Engine:
             "options": f"-c statement_timeout={millis} -c lock_timeout={millis}",
         })
     SQLModel.metadata.create_all(engine)
+    _add_new_columns(engine)
     return engine
+
+
+def _add_new_columns(engine: Engine) -> None:
+    """Give a database made by an older mailbot the columns added since (create_all only makes
+    missing tables); each new column needs a scalar default, which fills the existing rows."""
+    present = inspect(engine)
+    for table in SQLModel.metadata.sorted_tables:
+        if not present.has_table(table.name):
+            continue
+        known = {column["name"] for column in present.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in known or column.default is None or not column.default.is_scalar:
+                continue
+            kind = column.type.compile(dialect=engine.dialect)
+            value = literal(column.default.arg).compile(dialect=engine.dialect,  # type: ignore[attr-defined]
+                                                        compile_kwargs={"literal_binds": True})
+            required = "" if column.nullable else " NOT NULL"
+            with engine.begin() as connection:
+                connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{required} "
+                                        f"DEFAULT {value}"))
 
 
 @contextmanager

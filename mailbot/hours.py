@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal
 from zoneinfo import ZoneInfo
 
-from mailbot.config import HoursSettings
+from mailbot.config import HoursSettings, Language
 
 _DAY = 24 * 60
 _WEEKDAYS = {
     "de": ("Montag", "Dienstag", "Mittwoch", "Donnerstag", "Freitag", "Samstag", "Sonntag"),
     "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
 }
+_DAY_NAMES = {"de": ("Mo", "Di", "Mi", "Do", "Fr", "Sa", "So"), "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")}
 _MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -63,9 +63,37 @@ def is_overdue(start: datetime, now: datetime, settings: HoursSettings) -> bool:
     return now > due_at(start, settings.target_hours, settings)
 
 
-def describe(due: datetime, language: Literal["de", "en"]) -> str:
-    """`due` as a receipt would say it, in due's own zone: 'Dienstag, 24.11.2026, 10:30 Uhr'."""
+def _zone_name(moment: datetime) -> str:
+    zone = moment.tzinfo
+    return zone.key if isinstance(zone, ZoneInfo) else str(moment.tzname())
+
+
+def describe(due: datetime, language: Language) -> str:
+    """`due` as a receipt would say it, in due's own zone, named so a customer elsewhere can
+    convert it: 'Dienstag, 24.11.2026, 10:30 Uhr (Europe/Berlin)'."""
     weekday = _WEEKDAYS[language][due.weekday()]
     if language == "de":
-        return f"{weekday}, {due:%d.%m.%Y, %H:%M} Uhr"
-    return f"{weekday}, {due.day} {_MONTHS_EN[due.month - 1]} {due.year}, {due:%H:%M}"
+        return f"{weekday}, {due:%d.%m.%Y, %H:%M} Uhr ({_zone_name(due)})"
+    return f"{weekday}, {due.day} {_MONTHS_EN[due.month - 1]} {due.year}, {due:%H:%M} ({_zone_name(due)})"
+
+
+def _spans(spans: tuple[tuple[int, int], ...]) -> str:
+    return ", ".join(f"{a // 60:02}:{a % 60:02}-{b // 60:02}:{b % 60:02}" for a, b in spans)
+
+
+def opening_hours(settings: HoursSettings, language: Language) -> str:
+    """The weekly hours as one line, days with equal hours grouped: 'Mo-Fr 09:00-16:00 (Europe/Berlin)'.
+
+    Written from `[hours]`, the table the answer-time clock runs on, so what a mail promises
+    and what the clock counts cannot drift apart.
+    """
+    names = _DAY_NAMES[language]
+    groups: list[tuple[int, int]] = []  # (first day, last day) of runs with the same hours
+    for day, spans in enumerate(settings.weekly):
+        if spans and groups and groups[-1][1] == day - 1 and settings.weekly[groups[-1][0]] == spans:
+            groups[-1] = (groups[-1][0], day)
+        elif spans:
+            groups.append((day, day))
+    parts = [(names[a] if a == b else f"{names[a]}-{names[b]}") + " " + _spans(settings.weekly[a])
+             for a, b in groups]
+    return f"{'; '.join(parts)} ({settings.timezone})"

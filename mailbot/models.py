@@ -60,6 +60,7 @@ class Case(SQLModel, table=True):
     subject: str
     status: str = Field(default="new", index=True)
     requester: str = Field(index=True)
+    language: str = "de"  # what the case's mail and page are written in (config [templates] languages)
     created: datetime = Field(default_factory=utcnow)
     updated: datetime = Field(default_factory=utcnow)
     closed_at: datetime | None = None

@@ -17,8 +17,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from mailbot import subjects
-from mailbot.config import Settings
+from mailbot import hours, subjects
+from mailbot.config import Language, Settings
 from mailbot.mail import Part
 
 
@@ -34,15 +34,16 @@ class Notices:
             keep_trailing_newline=True,
         )
 
-    def render(self, kind: str, context: Mapping[str, Any], language: str | None = None) -> tuple[str, str]:
-        """(subject, body) for one notice kind."""
-        template = self.env.get_template(f"{language or self.settings.templates.language}/{kind}.txt.j2")
+    def render(self, kind: str, context: Mapping[str, Any], language: Language | None = None) -> tuple[str, str]:
+        """(subject, body) for one notice kind, in `language` (else the configured default)."""
+        language = language or self.settings.templates.default
+        template = self.env.get_template(f"{language}/{kind}.txt.j2")
         service = self.settings.service
         variables = {
             "company": service.company,
             "portal_url": service.portal_url,
-            "business_hours": service.business_hours,
-            "language": language or self.settings.templates.language,
+            "business_hours": hours.opening_hours(self.settings.hours, language),
+            "language": language,
             **context,
         }
         rendered = template.new_context(variables)
@@ -59,7 +60,7 @@ class Notices:
         replies_to_service: bool,
         in_reply_to: str | None = None,
         references: Sequence[str] = (),
-        language: str | None = None,
+        language: Language | None = None,
         sender: str | None = None,
         files: Sequence[Part] = (),
     ) -> EmailMessage:
@@ -94,6 +95,8 @@ class Notices:
             maintype, _, subtype = part.detected_type.partition("/")
             message.add_attachment(part.payload, maintype=maintype, subtype=subtype or "octet-stream",
                                    filename=attachment_name(part.filename, number))
+        # Last: set_content and add_attachment move or drop Content-* fields of the top level.
+        message["Content-Language"] = language or self.settings.templates.default
         return message
 
 

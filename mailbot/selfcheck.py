@@ -22,7 +22,6 @@ KINDS = (
     "rich_text", "attachment_type", "too_large", "encrypted",
     "case_closed", "not_participant", "no_new_cases", "unknown_token",
 )
-LANGUAGES = ("de", "en")
 
 
 def _sample() -> dict[str, object]:
@@ -72,7 +71,7 @@ def template_problems(settings: Settings) -> list[str]:
     """One line per template that is missing or does not render with sample data."""
     notices = Notices(settings)
     problems = []
-    for language in LANGUAGES:
+    for language in settings.templates.languages:
         for kind in KINDS:
             path = Path(settings.templates.dir) / language / f"{kind}.txt.j2"
             try:

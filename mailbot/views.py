@@ -32,6 +32,7 @@ def _case_dict(db: Session, case: Case) -> dict[str, Any]:
         "subject": case.subject,
         "status": case.status,
         "requester": case.requester,
+        "language": case.language,
         "participants": [{"address": p.address, "role": p.role} for p in participants],
         "created": case.created.isoformat(),
         "updated": case.updated.isoformat(),
@@ -86,6 +87,7 @@ def render_case(data: dict[str, Any]) -> str:
         f"Case {data['number']}  [{data['token']}]  {data['status']}",
         f"Subject:      {data['subject']}",
         f"Requester:    {data['requester']}",
+        f"Language:     {data['language']}",
         "Participants: " + ", ".join(f"{p['address']} ({p['role']})" for p in data["participants"]),
         f"Created:      {data['created']}   Updated: {data['updated']}",
     ]

@@ -99,7 +99,7 @@ def base_sections(tmp: Path, db_url: str, **overrides: dict[str, Any]) -> dict[s
         "database": {"url": db_url},
         "storage": {"attachments_dir": str(tmp / "attachments")},
         "policy": {"retry_base_seconds": 0.2, "retry_max_seconds": 1.0},
-        "templates": {"dir": str(ROOT / "templates"), "language": "de"},
+        "templates": {"dir": str(ROOT / "templates"), "languages": ["de"], "default": "de"},
         "tokens": {"secret": SECRET},
     }
     for name, values in overrides.items():

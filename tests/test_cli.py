@@ -109,8 +109,8 @@ def test_cases_lists_by_status_as_text_and_json(mailbot: Shell) -> None:
 
     active = mailbot("cases", "--json").json()
     assert [c["number"] for c in active] == [first]
-    assert set(active[0]) == {"number", "token", "subject", "status", "requester", "participants", "created",
-                              "updated", "answer_due", "answered_at"}
+    assert set(active[0]) == {"number", "token", "subject", "status", "requester", "language", "participants",
+                              "created", "updated", "answer_due", "answered_at"}
     assert active[0]["participants"] == [{"address": "kunde@customer.test", "role": "requester"}]
     assert [c["number"] for c in mailbot("cases", "--status", "closed", "--json").json()] == [second]
     assert [c["number"] for c in mailbot("cases", "--status", "all", "--json").json()] == [first, second]
@@ -215,7 +215,7 @@ def test_help_lists_every_command() -> None:
     top, case = run_all(["--help"], ["case", "--help"])
     for command in ("run", "check-config", "replay", "cases", "case", "outbox", "quarantine"):
         assert f"\n    {command} " in top.stdout
-    for action in ("show", "reply", "status", "close", "reopen"):
+    for action in ("show", "reply", "status", "language", "close", "reopen"):
         assert f"\n    {action} " in case.stdout
 
 
@@ -243,7 +243,7 @@ def test_the_real_process_prints_one_line_and_no_traceback(tmp_path: Path, sqlit
     expected = [
         (1, "mailbot: case 12345: no such case"),
         (2, "mailbot case: argument ACTION: invalid choice: 'frobnicate' (choose from 'show', 'reply', 'status', "
-            "'close', 'reopen') (see mailbot case --help)"),
+            "'language', 'close', 'reopen') (see mailbot case --help)"),
         (2, "broken.toml: smtp.hostname: expected a string"),
     ]
     failures = run_all(

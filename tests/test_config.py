@@ -74,8 +74,8 @@ def test_check_config_renders_every_template(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "templates", templates)
     (templates / "en" / "receipt.txt.j2").write_text("{% block subject %}{{ tag }{% endblock %}")
     (templates / "de" / "case_closed.txt.j2").unlink()
-    config = write_config(tmp_path / "config.toml",
-                          base_sections(tmp_path, "sqlite://", templates={"dir": str(templates)}))
+    both = {"dir": str(templates), "languages": ["de", "en"]}
+    config = write_config(tmp_path / "config.toml", base_sections(tmp_path, "sqlite://", templates=both))
     result = mailbot(config, "check-config")
     assert result.returncode == 2
     assert sorted(line.split(": ")[0] for line in result.stderr.splitlines()) == [

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mailbot.config import WEEKDAYS, ConfigError, HoursSettings, parse
-from mailbot.hours import describe, due_at, is_overdue
+from mailbot.hours import describe, due_at, is_overdue, opening_hours
 
 BERLIN = ZoneInfo("Europe/Berlin")
 DEFAULT = HoursSettings()  # seed 003: Mo-Fr 09:00-16:00, 8 hours
@@ -102,15 +102,28 @@ def test_is_overdue(now: datetime, overdue: bool) -> None:
 @pytest.mark.parametrize(
     ("due", "language", "text"),
     [
-        (berlin(2026, 11, 24, 10, 30), "de", "Dienstag, 24.11.2026, 10:30 Uhr"),
-        (berlin(2026, 11, 24, 10, 30), "en", "Tuesday, 24 Nov 2026, 10:30"),
-        (berlin(2026, 3, 2, 9, 5), "de", "Montag, 02.03.2026, 09:05 Uhr"),
-        (berlin(2026, 3, 2, 9, 5), "en", "Monday, 2 Mar 2026, 09:05"),
-        (berlin(2026, 5, 31, 16, 0), "de", "Sonntag, 31.05.2026, 16:00 Uhr"),
+        (berlin(2026, 11, 24, 10, 30), "de", "Dienstag, 24.11.2026, 10:30 Uhr (Europe/Berlin)"),
+        (berlin(2026, 11, 24, 10, 30), "en", "Tuesday, 24 Nov 2026, 10:30 (Europe/Berlin)"),
+        (berlin(2026, 3, 2, 9, 5), "de", "Montag, 02.03.2026, 09:05 Uhr (Europe/Berlin)"),
+        (berlin(2026, 3, 2, 9, 5), "en", "Monday, 2 Mar 2026, 09:05 (Europe/Berlin)"),
+        (berlin(2026, 5, 31, 16, 0), "de", "Sonntag, 31.05.2026, 16:00 Uhr (Europe/Berlin)"),
     ],
 )
 def test_describe(due: datetime, language: Any, text: str) -> None:
     assert describe(due, language) == text
+
+
+@pytest.mark.parametrize(("hours", "language", "line"), [
+    (DEFAULT, "de", "Mo-Fr 09:00-16:00 (Europe/Berlin)"),
+    (DEFAULT, "en", "Mon-Fri 09:00-16:00 (Europe/Berlin)"),
+    (SPLIT, "de", "Mo-Do 09:00-12:00, 14:00-17:00; Fr 09:00-12:00 (Europe/Berlin)"),
+    (HoursSettings.model_validate({"timezone": "America/New_York", "weekly": {
+        "mon": ["08:00-18:00"], "wed": ["08:00-18:00"], "thu": ["08:00-18:00"], "sat": ["10:00-14:00"]}}),
+     "en", "Mon 08:00-18:00; Wed-Thu 08:00-18:00; Sat 10:00-14:00 (America/New_York)"),
+    (ALWAYS, "de", "Mo-So 00:00-24:00 (Europe/Berlin)"),
+])
+def test_opening_hours_line(hours: HoursSettings, language: Any, line: str) -> None:
+    assert opening_hours(hours, language) == line
 
 
 def test_defaults() -> None:
