@@ -21,6 +21,7 @@ from mailbot.mail import ParsedMail, Part
 from mailbot.models import Attachment, Case, Message, Participant, key, utcnow
 from mailbot.notices import Notices
 from mailbot.parse import valid_address
+from mailbot.verdicts import Dropped
 
 NUMBER_BASE = 10000
 
@@ -36,6 +37,7 @@ class Context:
     spool_id: int | None
     dry_run: bool = False
     queued: list[dict[str, str]] = field(default_factory=list)
+    dropped: tuple[Dropped, ...] = ()  # files left out of the mail (drop_file), for its receipt
 
 
 def _aware(moment: datetime) -> datetime:
@@ -207,7 +209,8 @@ def open_case(ctx: Context, mail: ParsedMail) -> Case:
     case.answer_due = hours.due_at(case.created, ctx.settings.hours.target_hours, ctx.settings.hours)
     send(
         ctx, "receipt", customer_side(ctx, case),
-        {"original_subject": subject, "answer_due": hours.describe(case.answer_due, speaks(ctx, case, mail))},
+        {"original_subject": subject, "answer_due": hours.describe(case.answer_due, speaks(ctx, case, mail)),
+         "dropped": ctx.dropped},
         case=case, answering=mail, deadline_minutes=ctx.settings.policy.receipt_window_minutes,
     )
     return case
@@ -219,7 +222,7 @@ def add_reply(ctx: Context, case: Case, mail: ParsedMail) -> Message:
     add_participants(ctx, case, [*mail.to, *mail.cc], "cc")
     send(
         ctx, "reply_receipt", [mail.from_addr],
-        {"original_subject": case.subject, "answer_due": None},
+        {"original_subject": case.subject, "answer_due": None, "dropped": ctx.dropped},
         case=case, answering=mail, deadline_minutes=ctx.settings.policy.receipt_window_minutes,
     )
     return row

@@ -124,6 +124,7 @@ class PolicySettings(_Section):
     new_case_senders: tuple[str, ...] = ()
     unknown_token: Literal["new_case", "reject"] = "new_case"
     reject_at_smtp: Bool = False
+    disallowed_attachments: Literal["refuse_mail", "drop_file"] = "refuse_mail"
 
     @field_validator("new_case_senders", mode="after")
     @classmethod
@@ -221,7 +222,24 @@ class HoursSettings(_Section):
         default={day: ["09:00-16:00"] for day in WEEKDAYS[:5]}, validate_default=True
     )
     holidays: tuple[date, ...] = ()
+    # Public holidays from the `holidays` package, besides the dates above: an ISO country code
+    # ("DE") and, optionally, a subdivision ("BY"); "" for none.
+    holidays_country: str = ""
+    holidays_subdivision: str = ""
     target_hours: Annotated[float, Field(gt=0)] = 8.0
+
+    @model_validator(mode="after")
+    def _known_calendar(self) -> HoursSettings:
+        if self.holidays_subdivision and not self.holidays_country:
+            raise PydanticCustomError("holidays_country", "holidays_subdivision needs holidays_country")
+        if self.holidays_country:
+            import holidays  # only where a country is set: the package is large
+
+            try:
+                holidays.country_holidays(self.holidays_country, subdiv=self.holidays_subdivision or None)
+            except NotImplementedError as exc:
+                raise PydanticCustomError("holidays_country", "{error}", {"error": str(exc)}) from None
+        return self
 
     @field_validator("timezone", mode="after")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, date, datetime, time, timedelta
+from functools import cache
 from zoneinfo import ZoneInfo
 
 from mailbot.config import HoursSettings, Language
@@ -31,6 +32,22 @@ def _instant(day: date, minute: int, zone: ZoneInfo) -> datetime:
     return local.astimezone(UTC)
 
 
+@cache
+def _public_holidays(country: str, subdivision: str, year: int) -> frozenset[date]:
+    import holidays
+
+    return frozenset(holidays.country_holidays(country, subdiv=subdivision or None, years=year))
+
+
+def is_holiday(day: date, settings: HoursSettings) -> bool:
+    """Closed all day: a date listed in `holidays`, or a public holiday of the configured
+    country and subdivision (computed per year, so a due time can run into the next one)."""
+    if day in settings.holidays:
+        return True
+    country = settings.holidays_country
+    return bool(country) and day in _public_holidays(country, settings.holidays_subdivision, day.year)
+
+
 def due_at(start: datetime, hours: float, settings: HoursSettings) -> datetime:
     """The moment `hours` of business time after `start`, in the configured zone.
 
@@ -46,7 +63,7 @@ def due_at(start: datetime, hours: float, settings: HoursSettings) -> datetime:
     remaining = timedelta(hours=hours)
     day = start.astimezone(zone).date()
     while True:  # terminates: config guarantees an open weekday and holidays are finitely many
-        if day not in settings.holidays:
+        if not is_holiday(day, settings):
             for first, last in settings.weekly[day.weekday()]:
                 opens, closes = _instant(day, first, zone), _instant(day, last, zone)
                 if closes <= now:

@@ -7,7 +7,7 @@ picklable values.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mailbot import checks, rawcheck
 from mailbot.config import Settings
@@ -38,4 +38,5 @@ def judge(raw: bytes, envelope: Envelope, settings: Settings) -> Judgement:
     if mail.unreadable is not None and not isinstance(decision, Ignore):
         # Robots are still known by their header; a person's mail needs its body read by a human.
         return Judgement(None, Quarantine(f"unparseable body: {mail.unreadable}"), ["parse", *trace])
-    return Judgement(mail, decision, ["parse", *trace])
+    # The MIME tree stays here: the rules are done with it, and it would double what travels back.
+    return Judgement(replace(mail, message=None), decision, ["parse", *trace])

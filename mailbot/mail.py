@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.message import Message
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ class ParsedMail:
     shape: Shape
     defects: tuple[str, ...] = field(default=())
     unreadable: str | None = None  # set when only the header could be parsed: why the body could not
+    # The MIME tree the fields came from, for rules that read a whole report (flufl.bounce).
+    message: Message | None = field(default=None, compare=False, repr=False)
 
     def header(self, name: str) -> str | None:
         """First value of a header, or None."""

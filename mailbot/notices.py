@@ -43,6 +43,8 @@ class Notices:
             "company": service.company,
             "portal_url": service.portal_url,
             "business_hours": hours.opening_hours(self.settings.hours, language),
+            "allowed_files": allowed_files(self.settings, language),
+            "dropped": (),
             "language": language,
             **context,
         }
@@ -98,6 +100,22 @@ class Notices:
         # Last: set_content and add_attachment move or drop Content-* fields of the top level.
         message["Content-Language"] = language or self.settings.templates.default
         return message
+
+
+_TYPE_NAMES = {"image/jpeg": "JPEG", "image/png": "PNG", "application/pdf": "PDF", "text/plain": "Text"}
+
+
+def allowed_files(settings: Settings, language: Language) -> str:
+    """What a customer may attach, in words: 'JPEG, PNG, PDF oder eine ZIP-Datei'."""
+    names = [_TYPE_NAMES.get(kind, kind) for kind in settings.attachments.allowed_types]
+    zips = settings.attachments.max_zip_files
+    if zips:
+        one = {"de": "eine ZIP-Datei", "en": "one ZIP file"}[language]
+        many = {"de": f"bis zu {zips} ZIP-Dateien", "en": f"up to {zips} ZIP files"}[language]
+        names.append(one if zips == 1 else many)
+    if len(names) < 2:
+        return "".join(names)
+    return f"{', '.join(names[:-1])} {'oder' if language == 'de' else 'or'} {names[-1]}"
 
 
 def attachment_name(claimed: str | None, number: int) -> str:

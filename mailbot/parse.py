@@ -306,4 +306,5 @@ def _build(raw: bytes, reading: _Reading, failures: list[str]) -> ParsedMail:
         shape=_shape(raw, message),
         defects=tuple(storable(defect) for defect in (*failures, *reading.defects)),
         unreadable=reading.unreadable,
+        message=message,
     )

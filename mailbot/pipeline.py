@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -83,6 +83,11 @@ def act(ctx: Context, judged: Judgement) -> Outcome:
         refuse(ctx, mail, decision.reason, decision.details)
     else:
         assert isinstance(decision, Accept)
+        if decision.dropped:  # drop_file: the mail goes on without them; its receipt names them
+            left_out = {file.index for file in decision.dropped}
+            mail = replace(mail, attachments=tuple(p for p in mail.attachments if p.index not in left_out))
+            ctx.dropped = decision.dropped
+            outcome.trace.append("drop_file")
         outcome.verdict, outcome.reason, outcome.case = route(ctx, mail, outcome.trace)
     outcome.notices = ctx.queued
     return outcome

@@ -13,8 +13,26 @@ VerdictKind = Literal["new_case", "reply", "rejected", "ignored", "quarantined"]
 
 
 @dataclass(frozen=True)
+class Dropped:
+    """A file left out of an accepted mail (`[policy] disallowed_attachments = "drop_file"`).
+
+    `reason` is "type" (not an allowed type), "zip_count" (one ZIP too many) or "zip" (a ZIP
+    that failed its checks, `detail` says which); the receipt turns it into words.
+    """
+
+    index: int  # Part.index of the file
+    name: str  # the file name made harmless and short (notices.attachment_name)
+    detected_type: str
+    reason: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class Accept:
-    """The mail passes the content rules; matching decides new case or reply."""
+    """The mail passes the content rules; matching decides new case or reply. `dropped` files
+    are left out of it: not stored, not relayed, listed in the receipt."""
+
+    dropped: tuple[Dropped, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -19,16 +19,8 @@ CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 ROBOT_KINDS = frozenset({"dsn", "bulk", "autoreply", "auto-generated", "arf-report", "mdn"})
 # Robot mail without any machine marker a rule could honestly use; each one looked at by hand.
 NOT_RECOGNISABLE_AS_ROBOT = {
-    # Amazon SNS "AWS Notification Message": a JSON bounce report in a plain mail From
-    # no-reply@sns.amazonaws.com, no Auto-Submitted, no report type, a normal return path.
-    # Ignoring every no-reply sender would also drop contact-form mail, so these reach a human.
-    "sisimai-set-of-emails__maildir__bsd__lhost-amazonses-09.eml",
-    "sisimai-set-of-emails__maildir__bsd__lhost-amazonses-10.eml",
-    "sisimai-set-of-emails__maildir__bsd__lhost-amazonses-11.eml",
-    "sisimai-set-of-emails__maildir__bsd__lhost-amazonses-12.eml",
-    "sisimai-set-of-emails__maildir__bsd__lhost-amazonses-13.eml",
-    # "Fwd: Returned mail": a person forwarding a bounce from Apple Mail. A human wrote it,
-    # so reaching a human is right.
+    # "Fwd: Returned mail": a person forwarding a bounce from Apple Mail ("Forward the message."),
+    # the corpus' own kind forwarded-ndr. A human wrote it, so reaching a human is right.
     "sisimai-set-of-emails__maildir__bsd__lhost-sendmail-14.eml",
 }
 SIGNATURE_TYPES = ("application/pgp-signature", "application/pgp-keys")

@@ -174,3 +174,29 @@ def test_nameless_executable_part_is_judged_too() -> None:
             "TVqQAAMAAAAEAAAA//8AALgAAAAAAAAAQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAgAAAAA==\r\n--b--\r\n")
     decision = run(mail("MIME-Version: 1.0", 'Content-Type: multipart/mixed; boundary="b"', body=body))[0]
     assert isinstance(decision, Reject) and decision.reason == "attachment_type"
+
+
+DELAY_WARNING = (
+    "Delivery to the following recipient has been delayed:\r\n\r\n     erika@kunde.example\r\n\r\n"
+    "Message will be retried for 2 more day(s)\r\n"
+)
+
+
+def test_a_plain_text_bounce_without_markers_is_found_by_flufl_bounce() -> None:
+    # A delay warning from an ordinary-looking sender: no null path, no MAILER-DAEMON, no report part.
+    warning = mail("Subject: Delayed Mail (still being retried)", body=DELAY_WARNING).replace(
+        b"From: Erika <erika@kunde.example>", b"From: Mail Delivery <mailer@relay.example>")
+    assert run(warning) == (Ignore("bounce"), RULE_NAMES[:2])
+
+
+@pytest.mark.parametrize("body", [
+    # A person quoting a bounce's words in their own text; a uuencoded line the loose LLNL pattern took.
+    "Hallo,\r\nich bekomme immer: 550 5.1.1 <kollege@firma.example>... User unknown\r\nWas tun?\r\n",
+    'M"Z"@1G   # %!\r\nbegin 644 x\r\n',
+])
+def test_a_person_mentioning_a_failure_is_no_bounce(body: str) -> None:
+    assert run(mail(body=body))[0] == Accept()
+
+
+def test_sns_notifications_are_bulk() -> None:
+    assert run(mail("x-amz-sns-message-id: ad6bdf42-f483-5bae-bf50-8fc1aad3f981"))[0] == Ignore("bulk")

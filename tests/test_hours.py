@@ -113,6 +113,27 @@ def test_describe(due: datetime, language: Any, text: str) -> None:
     assert describe(due, language) == text
 
 
+BAVARIA = HoursSettings.model_validate({"holidays_country": "DE", "holidays_subdivision": "BY"})
+BERLIN_STATE = HoursSettings.model_validate({"holidays_country": "DE", "holidays_subdivision": "BE"})
+
+
+@pytest.mark.parametrize(("start", "hours", "hours_settings", "expected"), [
+    # Thu 24 Dec is a working day; Fri 25 (Christmas) closed, then the weekend (26 Dec is a Saturday).
+    (berlin(2026, 12, 23, 15, 0), 8, BAVARIA, berlin(2026, 12, 24, 16, 0)),
+    (berlin(2026, 12, 24, 15, 0), 8, BAVARIA, berlin(2026, 12, 28, 16, 0)),
+    (berlin(2026, 12, 24, 15, 0), 8, DEFAULT, berlin(2026, 12, 25, 16, 0)),  # no calendar: Christmas is a Friday
+    # Across the year: 1 Jan closed everywhere; 6 Jan (Epiphany) only in Bavaria, not in Berlin.
+    (berlin(2026, 12, 31, 15, 0), 16, BAVARIA, berlin(2027, 1, 7, 10, 0)),
+    (berlin(2026, 12, 31, 15, 0), 16, BERLIN_STATE, berlin(2027, 1, 6, 10, 0)),
+    # Women's Day (8 Mar 2027, a Monday) is a holiday in Berlin only.
+    (berlin(2027, 3, 5, 15, 0), 8, BERLIN_STATE, berlin(2027, 3, 9, 16, 0)),
+    (berlin(2027, 3, 5, 15, 0), 8, BAVARIA, berlin(2027, 3, 8, 16, 0)),
+])
+def test_public_holidays_of_the_country_and_state(start: datetime, hours: float, hours_settings: HoursSettings,
+                                                   expected: datetime) -> None:
+    assert due_at(start, hours, hours_settings) == expected
+
+
 @pytest.mark.parametrize(("hours", "language", "line"), [
     (DEFAULT, "de", "Mo-Fr 09:00-16:00 (Europe/Berlin)"),
     (DEFAULT, "en", "Mon-Fri 09:00-16:00 (Europe/Berlin)"),
@@ -153,6 +174,9 @@ BASE_DOC = {"service": {"addresses": ["help@example.com"], "noreply": "no@exampl
         ({"holidays": ["24.12.2026"]}, "hours.holidays: input should be a valid date"),
         ({"target_hours": 0}, "hours.target_hours: input should be greater than 0"),
         ({"target": 8}, "hours.target: unknown key; did you mean 'target_hours'?"),
+        ({"holidays_country": "XX"}, "hours: country XX not available"),
+        ({"holidays_country": "DE", "holidays_subdivision": "ZZ"}, "hours: entity `DE` does not have subdivision ZZ"),
+        ({"holidays_subdivision": "BY"}, "hours: holidays_subdivision needs holidays_country"),
     ],
 )
 def test_config_errors_name_the_key(hours: dict[str, Any], problem: str) -> None:

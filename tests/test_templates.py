@@ -44,6 +44,8 @@ def context(language: str, **overrides: Any) -> dict[str, Any]:
         "language": language,
         "details": ["Anhang „rechnung.exe“: Dateityp application/x-dosexec ist nicht erlaubt"],
         "text": "Guten Tag,\n\nbitte starten Sie den Drucker neu.\n\nViele Grüße\nAnna",
+        "dropped": (),
+        "allowed_files": "JPEG, PNG oder eine ZIP-Datei",
     } | overrides
 
 
