@@ -125,6 +125,7 @@ class PolicySettings(_Section):
     unknown_token: Literal["new_case", "reject"] = "new_case"
     reject_at_smtp: Bool = False
     disallowed_attachments: Literal["refuse_mail", "drop_file"] = "refuse_mail"
+    subject_followup_days: Annotated[int, Field(ge=0, strict=True)] = 0
 
     @field_validator("new_case_senders", mode="after")
     @classmethod
