@@ -24,6 +24,7 @@ from mailbot.parse import valid_address
 from mailbot.verdicts import Dropped
 
 NUMBER_BASE = 10000
+NO_SUBJECT = {"de": "(ohne Betreff)", "en": "(no subject)"}
 
 
 @dataclass
@@ -194,9 +195,9 @@ def send(
 
 def open_case(ctx: Context, mail: ParsedMail) -> Case:
     """A new case from a customer's mail; its receipt is queued in the same transaction."""
-    subject = subjects.strip_prefixes(casetoken.strip(mail.subject, ctx.settings.tokens)) or "(ohne Betreff)"
-    case = Case(subject=subject, requester=mail.from_addr, status="new",
-                language=language.of_mail(mail, ctx.settings.templates))
+    lang = language.of_mail(mail, ctx.settings.templates)
+    subject = subjects.strip_prefixes(casetoken.strip(mail.subject, ctx.settings.tokens)) or NO_SUBJECT[lang]
+    case = Case(subject=subject, requester=mail.from_addr, status="new", language=lang)
     ctx.db.add(case)
     ctx.db.flush()
     assert case.id is not None
@@ -209,7 +210,7 @@ def open_case(ctx: Context, mail: ParsedMail) -> Case:
     case.answer_due = hours.due_at(case.created, ctx.settings.hours.target_hours, ctx.settings.hours)
     send(
         ctx, "receipt", customer_side(ctx, case),
-        {"original_subject": subject, "answer_due": hours.describe(case.answer_due, speaks(ctx, case, mail)),
+        {"original_subject": subject, "answer_due": hours.describe(case.answer_due, lang),
          "dropped": ctx.dropped},
         case=case, answering=mail, deadline_minutes=ctx.settings.policy.receipt_window_minutes,
     )

@@ -15,6 +15,7 @@ from jinja2 import TemplateError
 from mailbot import sender, storage
 from mailbot.config import Settings
 from mailbot.notices import Notices
+from mailbot.verdicts import Dropped
 
 # Every kind of mail mailbot sends: case mail, then one notice per refusal reason.
 KINDS = (
@@ -30,6 +31,8 @@ def _sample() -> dict[str, object]:
         "case": case, "tag": "[#SVC-10042-K7MQ]", "original_subject": "Drucker druckt nicht",
         "answer_due": "Dienstag, 24.11.2026, 09:30 Uhr", "status": "resolved", "previous_status": "open",
         "details": ["rechnung.jpg: application/x-dosexec"], "text": "Bitte starten Sie den Drucker neu.",
+        "dropped": [Dropped(1, "rechnung.exe", "application/x-dosexec", reason, "path traversal: ../x")
+                    for reason in ("type", "zip_count", "zip")],
     }
 
 

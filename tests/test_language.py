@@ -140,3 +140,11 @@ def test_a_database_from_before_gets_the_language_column(db_url: str) -> None:
     with db.session(engine) as session:
         assert session.exec(select(Case.subject, Case.language)).all() == [("Alt", "de")]
     engine.dispose()
+
+
+def test_a_case_without_subject_is_named_in_its_language(office: Office) -> None:
+    english = office.open_case(subject="", body="Hello,\r\nthe printer on the second floor prints nothing.\r\n")
+    german = office.open_case(subject="", sender="chef@customer.test")
+    with db.session(office.engine) as session:
+        subjects = dict(session.exec(select(Case.number, Case.subject)).all())
+    assert (subjects[english], subjects[german]) == ("(no subject)", "(ohne Betreff)")
