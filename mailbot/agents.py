@@ -1,9 +1,12 @@
 """Agent mail: a support agent's answer on a case, relayed to the customer side.
 
 Agents are the configured `[agents]` addresses and domains. Anyone can write such an address
-into From, so an agent's mail that the receiving server's Authentication-Results header marks
-as failed is treated as a stranger's (trace step `agent_untrusted`). The first lines of an
-agent's new text may carry commands, which never reach the customer:
+into From, so only mail whose authentication verdict (`mailbot.auth`) is `pass` acts as an
+agent's; anything else claiming an agent's address is a stranger's mail (trace step
+`agent_untrusted`, reason `agent_unverified`): nothing is relayed, no command runs. Its one
+automatic mail is a warning to the real agent, at most one per notice window: the forger never
+sees it, and an agent whose own server does not sign learns why their answer went nowhere.
+The first lines of an agent's new text may carry commands, which never reach the customer:
 
     #internal                                   keep this mail an internal note
     #status new|open|waiting|resolved|closed    change the status (and mail the customer)
@@ -19,24 +22,30 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 
+from sqlalchemy import func
+from sqlmodel import select
+
 from mailbot import quotes
 from mailbot.cases import Context, add_participants, customer_side, record_message, refuse, send
 from mailbot.checks.crypto import is_signature
 from mailbot.config import Settings
+from mailbot.logs import event
 from mailbot.mail import ParsedMail
-from mailbot.models import Case, utcnow
+from mailbot.models import Case, Outbox, utcnow
 from mailbot.parse import parse
 from mailbot.status import STATUSES, change_status
 from mailbot.verdicts import VerdictKind
 
-_COMMENT = re.compile(r"\([^()]*\)")  # RFC 8601 comments, e.g. "(p=reject dis=none)"
-_RESULT = re.compile(r"\s*([a-z][a-z0-9-]*)\s*=\s*([a-z]+)", re.IGNORECASE)
 _COMMAND = re.compile(r"#(internal|status)\b(.*)", re.IGNORECASE)
+
+
+WARNING = "agent_unverified"
 
 
 class CommandError(ValueError):
@@ -50,34 +59,30 @@ class Commands:
     silent: bool = False
 
 
-def authentication_failed(mail: ParsedMail) -> bool:
-    """Whether an Authentication-Results header (RFC 8601) says the sender is not who From claims:
-    dmarc=fail, or spf/dkim failed with neither passing (a forwarded mail keeps its DKIM pass).
-
-    Each header is judged on its own, so a forged "pass" header added by the sender cannot
-    outweigh the failure our receiving server recorded.
-    """
-    for value in mail.headers.get("authentication-results", ()):
-        results: dict[str, set[str]] = {}
-        for resinfo in _COMMENT.sub(" ", value).split(";")[1:]:  # [0] is the server's authserv-id
-            found = _RESULT.match(resinfo)
-            if found:
-                results.setdefault(found[1].lower(), set()).add(found[2].lower())
-        spf_dkim = results.get("spf", set()) | results.get("dkim", set())
-        if "fail" in results.get("dmarc", set()) or ("fail" in spf_dkim and "pass" not in spf_dkim):
-            return True
-    return False
+def on_case(ctx: Context, case: Case, mail: ParsedMail, trace: list[str]) -> tuple[VerdictKind, str | None, int | None]:
+    """Mail From an agent's address on `case`: the agent's answer if it passed authentication,
+    else a stranger's mail that only warns the agent."""
+    if mail.auth.result == "pass":
+        trace.append("agent")
+        return handle(ctx, case, mail, trace)
+    trace.append("agent_untrusted")
+    warn_if_claimed(ctx, mail, trace)
+    return "rejected", WARNING, case.number
 
 
-def is_agent(mail: ParsedMail, settings: Settings, trace: list[str]) -> bool:
-    """A configured agent whose mail did not fail authentication; notes the step in `trace`."""
-    if not settings.agents.covers(mail.from_addr):
-        return False
-    if authentication_failed(mail):
-        trace.append("agent_untrusted")
-        return False
-    trace.append("agent")
-    return True
+def warn_if_claimed(ctx: Context, mail: ParsedMail, trace: list[str]) -> None:
+    """Tell the agent whose address an unauthenticated mail claims, once per notice window."""
+    if not ctx.settings.agents.covers(mail.from_addr):
+        return
+    since = utcnow() - timedelta(minutes=ctx.settings.policy.notice_window_minutes)
+    query = select(func.count()).where(Outbox.kind == WARNING, Outbox.recipient == mail.from_addr,
+                                       Outbox.created >= since)
+    if ctx.db.exec(query).one():
+        event("notice-suppressed", kind=WARNING, to=mail.from_addr, reason="warned_recently", spool=ctx.spool_id)
+        return
+    send(ctx, WARNING, [mail.from_addr], {"original_subject": mail.subject, "why": mail.auth.why},
+         case=None, answering=None)
+    trace.append("agent_warned")
 
 
 def _apply(commands: Commands, line: str, keyword: str, words: list[str]) -> Commands:

@@ -17,7 +17,7 @@ from mailbot import casetoken, hours, language, outbox, quotes, subjects
 from mailbot.config import Language, Settings
 from mailbot.files import FileStore
 from mailbot.logs import event
-from mailbot.mail import ParsedMail, Part
+from mailbot.mail import Envelope, ParsedMail, Part
 from mailbot.models import Attachment, Case, Message, Participant, key, utcnow
 from mailbot.notices import Notices
 from mailbot.parse import valid_address
@@ -25,6 +25,8 @@ from mailbot.verdicts import Dropped
 
 NUMBER_BASE = 10000
 NO_SUBJECT = {"de": "(ohne Betreff)", "en": "(no subject)"}
+MAX_DETAILS = 10  # offending files a notice lists; more are counted, not named
+MAX_DETAIL_LENGTH = 160  # a cleaned file name (100) and libmagic's type
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Context:
     dry_run: bool = False
     queued: list[dict[str, str]] = field(default_factory=list)
     dropped: tuple[Dropped, ...] = ()  # files left out of the mail (drop_file), for its receipt
+    envelope: Envelope | None = None  # None for the CLI's own actions
 
 
 def _aware(moment: datetime) -> datetime:
@@ -67,11 +70,16 @@ def customer_side(ctx: Context, case: Case) -> list[str]:
 
 
 def add_participants(ctx: Context, case: Case, addresses: list[str], role: str) -> None:
-    """Add new addresses to the case; an agent CC'd by a customer joins as an agent, so the
-    customer-side mail (receipts, status mails, relayed answers) never goes back to staff."""
+    """Add new addresses to the case, at most `[policy] max_participants` in all; an agent CC'd
+    by a customer joins as an agent, so the customer-side mail (receipts, status mails, relayed
+    answers) never goes back to staff."""
     known = set(ctx.db.exec(select(Participant.address).where(Participant.case_id == case.id)).all())
+    limit = ctx.settings.policy.max_participants
     for address in dict.fromkeys(addresses):
         if address and address not in known and address not in own_addresses(ctx.settings):
+            if len(known) >= limit:
+                event("participants-capped", case=case.number, limit=limit, left_out=address, spool=ctx.spool_id)
+                break
             as_role = "agent" if ctx.settings.agents.covers(address) else role
             ctx.db.add(Participant(case_id=key(case), address=address, role=as_role))
             known.add(address)
@@ -82,6 +90,30 @@ def _unless_same(part: str, whole: str) -> str:
     """The new part of a text, or "" where that is all of it: a mail's text is stored once
     (readers take `text_new or text`). The HTML stays in the spooled raw mail only."""
     return "" if part == whole else part
+
+
+def copied(ctx: Context, mail: ParsedMail, *, opening: bool) -> list[str]:
+    """The To/Cc addresses this mail may add to its case (`[policy] cc_participants`).
+
+    Anyone can write a Cc, so a forged reply must not make a spy a participant, and a mail
+    with more recipients than `max_recipients_considered` is a mailing, not a conversation.
+    """
+    policy = ctx.settings.policy
+    addresses = [*mail.to, *mail.cc]
+    if len(addresses) > policy.max_recipients_considered or policy.cc_participants == "never":
+        return []
+    if mail.auth.result == "pass" or (opening and policy.cc_participants == "opening_mail"):
+        return addresses
+    return []
+
+
+def requester(ctx: Context, mail: ParsedMail) -> list[str]:
+    """Who gets the receipt for `mail`: its From if authenticated, else only if the envelope
+    sender is that same address (a forged From on someone else's envelope gets nothing)."""
+    envelope = ctx.envelope
+    if mail.auth.result == "pass" or envelope is None or envelope.mail_from.lower() == mail.from_addr:
+        return [mail.from_addr]
+    return []
 
 
 def record_message(ctx: Context, case: Case, mail: ParsedMail, *, kind: str = "mail") -> Message:
@@ -197,6 +229,7 @@ def open_case(ctx: Context, mail: ParsedMail) -> Case:
     """A new case from a customer's mail; its receipt is queued in the same transaction."""
     lang = language.of_mail(mail, ctx.settings.templates)
     subject = subjects.strip_prefixes(casetoken.strip(mail.subject, ctx.settings.tokens)) or NO_SUBJECT[lang]
+    subject = subjects.clean(subject)  # it is quoted in every mail of the case: one line, 200 characters
     case = Case(subject=subject, requester=mail.from_addr, status="new", language=lang)
     ctx.db.add(case)
     ctx.db.flush()
@@ -205,11 +238,11 @@ def open_case(ctx: Context, mail: ParsedMail) -> Case:
     case.token = casetoken.make(case.number, ctx.settings.tokens)
     ctx.db.add(case)
     add_participants(ctx, case, [mail.from_addr], "requester")
-    add_participants(ctx, case, [*mail.to, *mail.cc], "cc")
+    add_participants(ctx, case, copied(ctx, mail, opening=True), "cc")
     record_message(ctx, case, mail)
     case.answer_due = hours.due_at(case.created, ctx.settings.hours.target_hours, ctx.settings.hours)
     send(
-        ctx, "receipt", customer_side(ctx, case),
+        ctx, "receipt", requester(ctx, mail),
         {"original_subject": subject, "answer_due": hours.describe(case.answer_due, lang),
          "dropped": ctx.dropped},
         case=case, answering=mail, deadline_minutes=ctx.settings.policy.receipt_window_minutes,
@@ -218,21 +251,31 @@ def open_case(ctx: Context, mail: ParsedMail) -> Case:
 
 
 def add_reply(ctx: Context, case: Case, mail: ParsedMail) -> Message:
-    """Append a participant's reply and confirm it with a short receipt."""
+    """Append a participant's reply and confirm it with a short receipt to its sender."""
     row = record_message(ctx, case, mail)
-    add_participants(ctx, case, [*mail.to, *mail.cc], "cc")
+    add_participants(ctx, case, copied(ctx, mail, opening=False), "cc")
     send(
-        ctx, "reply_receipt", [mail.from_addr],
+        ctx, "reply_receipt", requester(ctx, mail),
         {"original_subject": case.subject, "answer_due": None, "dropped": ctx.dropped},
         case=case, answering=mail, deadline_minutes=ctx.settings.policy.receipt_window_minutes,
     )
     return row
 
 
+def _listed(details: tuple[str, ...]) -> list[str]:
+    """At most MAX_DETAILS lines of sender-named things, each cut short: a notice never
+    carries more than a line of what the sender wrote."""
+    shown = [subjects.clean(detail, MAX_DETAIL_LENGTH) for detail in details[:MAX_DETAILS]]
+    return shown + ([f"(+{len(details) - MAX_DETAILS})"] if len(details) > MAX_DETAILS else [])
+
+
 def refuse(ctx: Context, mail: ParsedMail, reason: str, details: tuple[str, ...], case: Case | None = None) -> None:
-    """Tell the sender why their mail was not taken (one template per reason)."""
+    """Tell the sender why their mail was not taken (one template per reason), quoting at most
+    200 characters of the subject and nothing of the body. (Mail from a null envelope sender
+    is a bounce and never gets here; mail known to fail authentication is quarantined.)
+    """
     send(
         ctx, reason, [mail.from_addr],
-        {"original_subject": mail.subject, "details": list(details), "case": case},
+        {"original_subject": subjects.clean(mail.subject), "details": _listed(details), "case": case},
         case=None, answering=mail, about=case,
     )

@@ -117,7 +117,6 @@ class PolicySettings(_Section):
     max_send_attempts: Annotated[int, Field(ge=1, strict=True)] = 20
     notice_limit: Annotated[int, Field(ge=1, strict=True)] = 10
     notice_window_minutes: Annotated[int, Field(ge=1, strict=True)] = 60
-    stranger_reply: Literal["reject", "new_case"] = "reject"
     closed_case_reply: Literal["reject", "reopen"] = "reject"
     reopen_window_days: Annotated[int, Field(ge=0, strict=True)] = 14
     new_cases_by_email: Bool = True
@@ -126,6 +125,11 @@ class PolicySettings(_Section):
     reject_at_smtp: Bool = False
     disallowed_attachments: Literal["refuse_mail", "drop_file"] = "refuse_mail"
     subject_followup_days: Annotated[int, Field(ge=0, strict=True)] = 0
+    cc_participants: Literal["authenticated", "opening_mail", "never"] = "authenticated"
+    max_participants: Annotated[int, Field(ge=1, strict=True)] = 10
+    max_recipients_considered: Annotated[int, Field(ge=1, strict=True)] = 50
+    domain_hourly_limit: Annotated[int, Field(ge=1, strict=True)] = 100
+    global_hourly_limit: Annotated[int, Field(ge=1, strict=True)] = 1000
 
     @field_validator("new_case_senders", mode="after")
     @classmethod
@@ -147,6 +151,21 @@ class AgentSettings(_Section):
 
 
 Language = Literal["de", "en"]  # the languages templates and dates are written in
+
+
+class SecuritySettings(_Section):
+    """Who may act: whose Authentication-Results are read, whether DKIM is verified here."""
+
+    trusted_authserv_ids: tuple[str, ...] = ()
+    verify_dkim: Bool = True
+    dns_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 5.0
+    token_failure_limit: Annotated[int, Field(ge=1, strict=True)] = 10
+    token_failure_window_minutes: Annotated[int, Field(ge=1, strict=True)] = 60
+
+    @field_validator("trusted_authserv_ids", mode="after")
+    @classmethod
+    def _lower_ids(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(entry.lower() for entry in value)
 
 
 class TemplateSettings(_Section):
@@ -297,6 +316,7 @@ class ImapAccount(_Section):
     start: Literal["all", "new"] = "all"
     batch_size: Annotated[int, Field(ge=1, le=5000, strict=True)] = 100
     timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
+    trusted: Bool = False  # mail from this mailbox counts as authenticated (an internal, filtered box)
 
     @model_validator(mode="before")
     @classmethod
@@ -355,6 +375,7 @@ class Settings(_Section):
     policy: PolicySettings = PolicySettings()
     templates: TemplateSettings = TemplateSettings()
     agents: AgentSettings = AgentSettings()
+    security: SecuritySettings = SecuritySettings()
     limits: LimitsSettings = LimitsSettings()
     attachments: AttachmentSettings = AttachmentSettings()
     hours: HoursSettings = HoursSettings()

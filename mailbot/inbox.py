@@ -90,7 +90,8 @@ def store_many(engine: Engine, arrivals: list[Arrival]) -> list[Stored]:
                 row = InboundSpool(
                     source=envelope.source, source_key=arrival.source_key, dedupe_key=dedupe_key,
                     mail_from=envelope.mail_from, rcpt_to=",".join(envelope.rcpt_to),
-                    declared_size=envelope.declared_size, message_id=message_id, raw=arrival.raw,
+                    declared_size=envelope.declared_size, peer=envelope.peer, message_id=message_id,
+                    raw=arrival.raw,
                 )
                 db.add(row)
                 known[dedupe_key] = row
@@ -118,6 +119,7 @@ def envelope_of(row: InboundSpool) -> Envelope:
         rcpt_to=tuple(filter(None, row.rcpt_to.split(","))),
         source=row.source,
         declared_size=row.declared_size,
+        peer=row.peer,
     )
 
 

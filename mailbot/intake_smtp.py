@@ -85,6 +85,7 @@ class SmtpIntake:
             mail_from=envelope.mail_from or "",
             rcpt_to=tuple(a.lower() for a in envelope.rcpt_tos),
             source="smtp",
+            peer=str(session.peer[0]) if isinstance(session.peer, tuple) and session.peer else None,
         )
         if self.settings().policy.reject_at_smtp:
             refusal = await asyncio.to_thread(refusal_at_data, raw, mail, self.settings(), self.judges)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.message import Message
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,18 @@ class Envelope:
     rcpt_to: tuple[str, ...]
     source: str  # "smtp", "imap:<account>", "replay"
     declared_size: int | None = None  # RFC822.SIZE when IMAP fetched only the header of a huge mail
+    peer: str | None = None  # the SMTP client's IP address
+
+
+@dataclass(frozen=True)
+class AuthVerdict:
+    """Whether the From domain vouched for a mail (`mailbot.auth`), and a short why for the trace."""
+
+    result: Literal["pass", "fail", "none"]
+    why: str
+
+    def __str__(self) -> str:
+        return f"{self.result}: {self.why}"
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,7 @@ class ParsedMail:
     unreadable: str | None = None  # set when only the header could be parsed: why the body could not
     # The MIME tree the fields came from, for rules that read a whole report (flufl.bounce).
     message: Message | None = field(default=None, compare=False, repr=False)
+    auth: AuthVerdict = AuthVerdict("none", "not checked")  # set by the judge step
 
     def header(self, name: str) -> str | None:
         """First value of a header, or None."""

@@ -19,7 +19,7 @@ from mailbot.mail import ParsedMail
 from mailbot.models import Case, Message, Participant, utcnow
 
 
-def by_token(db: Session, mail: ParsedMail, settings: Settings) -> Case | None:
+def token_case(db: Session, mail: ParsedMail, settings: Settings) -> Case | None:
     number = casetoken.find(mail.subject, settings.tokens)
     if number is None:
         return None
@@ -58,9 +58,10 @@ def by_subject(db: Session, mail: ParsedMail, settings: Settings) -> Case | None
     return next((case for case in db.exec(query).all() if _topic(case.subject, settings) == topic), None)
 
 
-def find_case(db: Session, mail: ParsedMail, settings: Settings) -> tuple[Case | None, str]:
-    """(case or None, name of the rule that decided)."""
-    case = by_token(db, mail, settings)
+def find_case(db: Session, mail: ParsedMail, settings: Settings, *, by_token: bool = True) -> tuple[Case | None, str]:
+    """(case or None, name of the rule that decided); `by_token=False` skips the token (for a
+    sender past the guessing limit)."""
+    case = token_case(db, mail, settings) if by_token else None
     if case is not None:
         return case, "match_token"
     case = by_headers(db, mail)

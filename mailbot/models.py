@@ -48,6 +48,8 @@ class InboundSpool(SQLModel, table=True):
     verdict: str | None = None
     reason: str | None = None
     trace: str | None = None  # the rules that ran, comma-separated, last one decided
+    auth: str | None = None  # the authentication verdict and why, e.g. "pass: dkim=pass d=example.com"
+    peer: str | None = None  # the SMTP client's IP address (none for IMAP and replay)
     case_number: int | None = None
     processed_at: datetime | None = None
 
@@ -118,6 +120,7 @@ class Outbox(SQLModel, table=True):
     case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
     kind: str
     recipient: str = Field(index=True)
+    recipient_domain: str = Field(default="", index=True)  # for the per-domain hourly cap
     message_id: str = Field(unique=True)
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     status: str = Field(default="queued", index=True)  # queued | sent | failed
@@ -162,3 +165,14 @@ class WorkerState(SQLModel, table=True):
     last_progress: datetime | None = None
     last_error: str | None = None
     failures: int = 0
+
+
+class TokenFailure(SQLModel, table=True):
+    """A subject token that did not open its case to this sender: wrong, or not theirs to use.
+    Counted per sender and per client IP, so guessing tokens runs into a limit (`mailbot.guesses`)."""
+
+    __tablename__ = "token_failures"
+    id: int | None = Field(default=None, primary_key=True)
+    sender: str = Field(index=True)
+    peer: str | None = Field(default=None, index=True)
+    created: datetime = Field(default_factory=utcnow, index=True)

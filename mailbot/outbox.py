@@ -27,6 +27,23 @@ def recent_count(db: Session, recipient: str, since: datetime) -> int:
     return int(db.exec(query).one())
 
 
+def _held_back(db: Session, recipient: str, settings: Settings) -> str | None:
+    """Which cap on automatic mail this one would exceed, if any: per recipient (notice window),
+    per recipient domain and overall (last hour). A flood of forged senders at one victim's
+    domain, or at many, is reflected at most this much."""
+    policy = settings.policy
+    automatic = (col(Outbox.kind) != PERSONAL, col(Outbox.created) >= utcnow() - timedelta(hours=1))
+    if recent_count(db, recipient, utcnow() - timedelta(minutes=policy.notice_window_minutes)) >= policy.notice_limit:
+        return "rate_limit"
+    domain = recipient.rsplit("@", 1)[-1]
+    if db.exec(select(func.count()).where(Outbox.recipient_domain == domain, *automatic)).one() \
+            >= policy.domain_hourly_limit:
+        return "domain_limit"
+    if db.exec(select(func.count()).where(*automatic)).one() >= policy.global_hourly_limit:
+        return "global_limit"
+    return None
+
+
 def queue(
     db: Session,
     message: EmailMessage,
@@ -37,19 +54,20 @@ def queue(
     case_id: int | None = None,
     deadline: datetime | None = None,
 ) -> Outbox | None:
-    """Add a rendered mail to the outbox, unless the recipient's rate of automatic mail is used up.
+    """Add a rendered mail to the outbox, unless a cap on automatic mail holds it back (logged).
 
     A person's answer relayed by mailbot (`agent_reply`) is no automatic mail and is never held back.
     """
-    policy = settings.policy
-    since = utcnow() - timedelta(minutes=policy.notice_window_minutes)
-    if kind != PERSONAL and recent_count(db, recipient, since) >= policy.notice_limit:
-        event("notice-suppressed", kind=kind, to=recipient, reason="rate_limit")
+    cap = None if kind == PERSONAL else _held_back(db, recipient, settings)
+    if cap is not None:
+        event("notice-suppressed", logging.INFO if cap == "rate_limit" else logging.WARNING,
+              kind=kind, to=recipient, reason=cap)
         return None
     row = Outbox(
         case_id=case_id,
         kind=kind,
         recipient=recipient,
+        recipient_domain=recipient.rsplit("@", 1)[-1],
         message_id=str(message["Message-ID"]),
         raw=message.as_bytes(),
         deadline_at=deadline,

@@ -17,7 +17,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from mailbot import inbox, judgepool, robots
+from mailbot import agents, inbox, judgepool, robots
 from mailbot.cases import Context, refuse
 from mailbot.checks.attachments import allowed as attachment_allowed
 from mailbot.config import Settings
@@ -50,6 +50,7 @@ class Outcome:
     notices: list[dict[str, str]] = field(default_factory=list)
     attachments: list[dict[str, Any]] = field(default_factory=list)
     trace: list[str] = field(default_factory=list)
+    auth: dict[str, str] | None = None  # {"result": pass|fail|none, "why": ...}
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -66,6 +67,7 @@ def act(ctx: Context, judged: Judgement) -> Outcome:
         outcome.verdict, outcome.reason = "quarantined", decision.reason
         return outcome
     outcome.message_id = mail.message_id
+    outcome.auth = {"result": mail.auth.result, "why": mail.auth.why}
     outcome.attachments = [
         {"filename": p.filename, "detected_type": p.detected_type, "allowed": attachment_allowed(p, ctx.settings)}
         for p in mail.attachments
@@ -78,6 +80,8 @@ def act(ctx: Context, judged: Judgement) -> Outcome:
             robots.record_bounce(ctx, mail, outcome.trace)
     elif isinstance(decision, Quarantine):
         outcome.verdict, outcome.reason = "quarantined", decision.reason
+        if decision.reason == "auth_failed":
+            agents.warn_if_claimed(ctx, mail, outcome.trace)
     elif isinstance(decision, Reject):
         outcome.verdict, outcome.reason = "rejected", decision.reason
         refuse(ctx, mail, decision.reason, decision.details)
@@ -131,17 +135,20 @@ def run(
     try:
         # Parsing and the content rules run before the transaction: on SQLite the transaction
         # holds the write lock, and SMTP intake must not wait for libmagic to say 250.
-        judged = (judges or judgepool.shared()).judge(pending.raw, inbox.envelope_of(pending), settings)
+        envelope = inbox.envelope_of(pending)
+        judged = (judges or judgepool.shared()).judge(pending.raw, envelope, settings)
         with Session(engine, expire_on_commit=False) as db:
             row = _claim(db, spool_id)
             if row is None:
                 db.rollback()
                 return inbox.status(engine, spool_id), None
             files = FileStore(settings.storage.attachments_dir)
-            outcome = act(Context(db, settings, notices or Notices(settings), files, spool_id), judged)
+            outcome = act(Context(db, settings, notices or Notices(settings), files, spool_id, envelope=envelope),
+                          judged)
             row.verdict, row.case_number = outcome.verdict, outcome.case
             row.reason = None if outcome.reason is None else storable(outcome.reason)
             row.trace = ",".join(outcome.trace)
+            row.auth = str(judged.mail.auth) if judged.mail else None
             row.status = "quarantined" if outcome.verdict in ("quarantined", "rejected") else "done"
             db.add(row)
             db.commit()
@@ -156,7 +163,7 @@ def run(
     event(
         VERDICT_EVENTS[outcome.verdict],
         spool=spool_id, message_id=outcome.message_id, case=outcome.case, verdict=outcome.verdict,
-        reason=outcome.reason, trace=",".join(outcome.trace),
+        reason=outcome.reason, auth=outcome.auth["result"] if outcome.auth else None, trace=",".join(outcome.trace),
     )
     return row.status, outcome
 
@@ -166,7 +173,7 @@ def dry_run(engine: Engine, settings: Settings, raw: bytes, envelope: Envelope,
     """The same decision as intake would make, with every write rolled back."""
     with Session(engine) as db:
         files = FileStore(settings.storage.attachments_dir, dry_run=True)
-        ctx = Context(db, settings, Notices(settings), files, None, dry_run=True)
+        ctx = Context(db, settings, Notices(settings), files, None, dry_run=True, envelope=envelope)
         try:
             return decide(ctx, raw, envelope, judges or judgepool.shared())
         except Exception as exc:  # intake would retry, then quarantine it with this reason

@@ -3,6 +3,11 @@
 The case-lifecycle rules live here, after matching, because they need the matched case:
 strangers quoting a token are not added to someone's case, closed cases are not silently
 reopened, and a site that takes no new cases by mail says so instead of opening one.
+
+A stranger quoting a real token gets exactly what a wrong token gets (`[policy] unknown_token`:
+a case of their own, or the unknown_token notice): were the answers different, every mail
+would tell a guesser whether the token was right. Both count as a failed token check
+(`mailbot.guesses`); past the limit only the thread headers match that sender's mail.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from datetime import timedelta
 
 from sqlmodel import select
 
-from mailbot import agents, casetoken
+from mailbot import agents, casetoken, guesses
 from mailbot.cases import Context, add_reply, open_case, refuse
 from mailbot.mail import ParsedMail
 from mailbot.match import find_case
@@ -53,18 +58,24 @@ def _new_case(ctx: Context, mail: ParsedMail, trace: list[str]) -> tuple[Verdict
 
 def route(ctx: Context, mail: ParsedMail, trace: list[str]) -> tuple[VerdictKind, str | None, int | None]:
     """(verdict, reason, case number) for a mail the content rules accepted."""
-    case, rule = find_case(ctx.db, mail, ctx.settings)
+    tokened = casetoken.mentions(mail.subject, ctx.settings.tokens)
+    by_token = not (tokened and guesses.limited(ctx, mail))
+    if not by_token:
+        trace.append("token_limited")
+    case, rule = find_case(ctx.db, mail, ctx.settings, by_token=by_token)
     trace.append(rule)
     if case is None:
+        if tokened and by_token:
+            guesses.record_failure(ctx, mail, trace)
         return _new_case(ctx, mail, trace)
-    if agents.is_agent(mail, ctx.settings, trace):
-        return agents.handle(ctx, case, mail, trace)
+    if ctx.settings.agents.covers(mail.from_addr):
+        return agents.on_case(ctx, case, mail, trace)
     trace.append("participant")
     if not is_participant(ctx, case, mail.from_addr):
-        if ctx.settings.policy.stranger_reply == "new_case":
-            return _new_case(ctx, mail, trace)
-        refuse(ctx, mail, "not_participant", ())
-        return "rejected", "not_participant", case.number
+        trace.append("stranger")
+        if rule == "match_token":
+            guesses.record_failure(ctx, mail, trace)
+        return _new_case(ctx, mail, trace)
     trace.append("case_open")
     if case.status == "closed":
         if not _reopenable(ctx, case):

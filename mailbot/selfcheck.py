@@ -19,9 +19,9 @@ from mailbot.verdicts import Dropped
 
 # Every kind of mail mailbot sends: case mail, then one notice per refusal reason.
 KINDS = (
-    "receipt", "reply_receipt", "status_changed", "agent_reply",
+    "receipt", "reply_receipt", "status_changed", "agent_reply", "agent_unverified",
     "rich_text", "attachment_type", "too_large", "encrypted",
-    "case_closed", "not_participant", "no_new_cases", "unknown_token",
+    "case_closed", "no_new_cases", "unknown_token",
 )
 
 
@@ -33,6 +33,7 @@ def _sample() -> dict[str, object]:
         "details": ["rechnung.jpg: application/x-dosexec"], "text": "Bitte starten Sie den Drucker neu.",
         "dropped": [Dropped(1, "rechnung.exe", "application/x-dosexec", reason, "path traversal: ../x")
                     for reason in ("type", "zip_count", "zip")],
+        "why": "no dkim signature of the from domain",
     }
 
 

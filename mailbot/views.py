@@ -64,6 +64,7 @@ def show_case(engine: Engine, number: int, *, full: bool = False) -> dict[str, A
         data["messages"] = []
         for m in messages:
             files = db.exec(select(Attachment).where(Attachment.message_row_id == m.id)).all()
+            spooled = db.get(InboundSpool, m.spool_id) if m.spool_id is not None else None
             data["messages"].append({
                 "direction": m.direction,
                 "kind": m.kind,
@@ -74,6 +75,7 @@ def show_case(engine: Engine, number: int, *, full: bool = False) -> dict[str, A
                 "date": m.date.isoformat(),
                 "text": m.text if full or not m.text_new else m.text_new,
                 "internal": m.internal,
+                "auth": spooled.auth if spooled is not None and m.direction == "in" else None,
                 "attachments": [
                     {"filename": f.filename, "detected_type": f.detected_type, "size": f.size, "sha256": f.sha256}
                     for f in files
@@ -93,7 +95,9 @@ def render_case(data: dict[str, Any]) -> str:
     ]
     for m in data["messages"]:
         arrow = "<-" if m["direction"] == "in" else "->"
-        lines += ["", f"{arrow} {m['date']}  {m['from']}  {m['subject']}", m["text"].rstrip()]
+        lines += ["", f"{arrow} {m['date']}  {m['from']}  {m['subject']}"]
+        lines += [f"   [auth] {m['auth']}"] if m["auth"] else []
+        lines += [m["text"].rstrip()]
         lines += [f"   [attachment] {a['filename'] or '(unnamed)'}  {a['detected_type']}  {a['size']} B"
                   for a in m["attachments"]]
     return "\n".join(lines)
@@ -108,6 +112,8 @@ def spool_summary(row: InboundSpool) -> dict[str, Any]:
         "message_id": row.message_id,
         "verdict": row.verdict,
         "reason": row.reason,
+        "auth": row.auth,
+        "peer": row.peer,
         "attempts": row.attempts,
         "last_error": row.last_error,
         "size": len(row.raw),

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import Message
 from email.policy import default as default_policy
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -239,10 +240,11 @@ class Desk:
 
     def send(self, raw: bytes, rcpt: str = "service@example.com") -> InboundSpool:
         """Send one mail and return its spool row once processed (verdict, reason, case, trace)."""
+        parsed = message_from_bytes(raw)
         with smtplib.SMTP("127.0.0.1", self.daemon.port, timeout=10) as client:
-            client.sendmail("sender@customer.test", [rcpt], raw)
+            client.sendmail(parseaddr(str(parsed["From"]))[1], [rcpt], raw)  # the envelope of a real client
         engine = self.daemon.engine()
-        identity = message_from_bytes(raw)["Message-ID"]
+        identity = parsed["Message-ID"]
 
         def processed() -> InboundSpool | None:
             with Session(engine) as db:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from support import Desk, Relay, base_sections, compose
 
-from mailbot.agents import CommandError, Commands, authentication_failed, read_commands
+from mailbot.agents import CommandError, Commands, read_commands
 from mailbot.parse import parse
 
 AGENT = "anna@example.com"
@@ -22,6 +22,8 @@ CUSTOMER = "kunde@customer.test"
 COLLEAGUE = "kollegin@customer.test"
 FORGED_RESULTS = ("mx.example.com; spf=fail smtp.mailfrom=example.com; dkim=none; "
                   "dmarc=fail (p=reject dis=none) header.from=example.com")
+# What the MTA in front (authserv-id mx.example.com, trusted in the config) adds to a signed mail.
+PASSED = "mx.example.com; dkim=pass header.d={domain}; dmarc=pass header.from={domain}"
 
 Start = Callable[[], Desk]
 
@@ -48,44 +50,28 @@ def test_malformed_command_is_an_error_not_text(line: str) -> None:
         read_commands(f"{line}\nHallo")
 
 
-@pytest.mark.parametrize(
-    ("results", "failed"),
-    [
-        ([], False),
-        (["mx.example.com; dmarc=fail (p=reject) header.from=example.com"], True),
-        (["mx.example.com; spf=fail smtp.mailfrom=example.com; dkim=none"], True),
-        (["mx.example.com; spf=none; dkim=fail (bad signature) header.d=example.com"], True),
-        # forwarded mail: SPF breaks, the DKIM signature survives
-        (["mx.example.com; spf=fail smtp.mailfrom=example.com; dkim=pass header.d=example.com"], False),
-        (["mx.example.com; spf=pass smtp.mailfrom=example.com; dkim=pass; dmarc=pass"], False),
-        (["mx.example.com; spf=softfail (dkim=fail in a comment) smtp.mailfrom=example.com"], False),
-        # a "pass" header the sender added does not outweigh our server's failure
-        (["forged.test; dkim=pass; dmarc=pass", FORGED_RESULTS], True),
-    ],
-)
-def test_authentication_results(results: list[str], failed: bool) -> None:
-    raw = "".join(f"Authentication-Results: {value}\r\n" for value in results).encode() + compose()
-    assert authentication_failed(parse(raw)) is failed
-
-
 @pytest.fixture
 def start(tmp_path: Path, db_url: str, relay: Relay, daemon_factory) -> Start:  # type: ignore[no-untyped-def]
     def make() -> Desk:
-        sections = base_sections(tmp_path, db_url, relay=relay.sections(), agents={"addresses": [AGENT]})
+        sections = base_sections(tmp_path, db_url, relay=relay.sections(), agents={"addresses": [AGENT]},
+                                 security={"trusted_authserv_ids": ["mx.example.com"]})
         return Desk(daemon_factory(sections), relay)
 
     return make
 
 
 def open_case(desk: Desk) -> tuple[int, Message]:
-    row = desk.send(compose(message_id="open-1", headers={"Cc": f"Kollegin <{COLLEAGUE}>"}))
+    row = desk.send(compose(message_id="open-1", headers={
+        "Cc": f"Kollegin <{COLLEAGUE}>", "Authentication-Results": PASSED.format(domain="customer.test")}))
     assert row.verdict == "new_case" and row.case_number
     return row.case_number, desk.mails_to(CUSTOMER)[0]
 
 
-def agent_mail(receipt: Message, body: str, **fields: Any) -> bytes:
+def agent_mail(receipt: Message, body: str, headers: dict[str, str] | None = None, **fields: Any) -> bytes:
+    """An agent's answer as it arrives from the MTA in front: DMARC passed, unless `headers` say otherwise."""
     return compose(subject=f"Re: {receipt['Subject']}", sender=f"Anna Agent <{AGENT}>",
-                   body=body.replace("\n", "\r\n") + "\r\n", **fields)
+                   body=body.replace("\n", "\r\n") + "\r\n",
+                   headers={"Authentication-Results": PASSED.format(domain="example.com"), **(headers or {})}, **fields)
 
 
 def tag_of(mail: Message) -> str:
@@ -108,8 +94,9 @@ def test_agent_answer_reaches_the_customer_side_threaded_from_the_service_addres
     assert (row.verdict, row.case_number) == ("reply", number)
     assert (row.trace or "").split(",")[-4:] == ["match_token", "agent", "agent_relayed", "status_changed"]
 
-    for address in (CUSTOMER, COLLEAGUE):
-        answer = desk.mails_to(address, 2)[-1]
+    # the colleague in Cc never got the receipt (that is the requester's), but gets the answer
+    for address, count in ((CUSTOMER, 2), (COLLEAGUE, 1)):
+        answer = desk.mails_to(address, count)[-1]
         assert answer["From"].addresses[0].addr_spec == "service@example.com"
         assert answer["Subject"] == f"{tag_of(receipt)} Drucker druckt nicht"
         assert answer["In-Reply-To"] == "<open-1@customer.test>"
@@ -124,7 +111,7 @@ def test_agent_answer_reaches_the_customer_side_threaded_from_the_service_addres
                               headers={"In-Reply-To": answer["Message-ID"]}))
     assert (reply.verdict, reply.case_number) == ("reply", number)
     desk.send(agent_mail(receipt, "Danke für die Rückmeldung."))
-    second = desk.mails_to(COLLEAGUE, 3)[-1]
+    second = desk.mails_to(COLLEAGUE, 2)[-1]
     assert second["In-Reply-To"] == "<reply-1@customer.test>"
     assert "<open-1@customer.test>" in second["References"]
 
@@ -155,7 +142,7 @@ def test_internal_note_and_status_commands(start: Start) -> None:
     assert bodies[0].startswith("Teil ist bestellt.") and bodies[1].startswith("Das neue Teil ist eingebaut.")
     assert "Neuer Status: gelöst (bisher: wartet auf Ihre Rückmeldung)" in bodies[2]
     assert mails[3]["X-Mailbot-Notice"] == "status_changed" and mails[3]["In-Reply-To"] == "<open-1@customer.test>"
-    assert len(desk.mails_to(COLLEAGUE, 4)) == 4
+    assert len(desk.mails_to(COLLEAGUE, 3)) == 3
     assert not any("Vertrag" in text_of(m) for m in mails)
 
     case = desk.case(number)
@@ -168,23 +155,35 @@ def test_forged_agents_and_customers_commands_get_no_agent_rights(start: Start) 
     desk = start()
     number, receipt = open_case(desk)
 
-    forged = desk.send(agent_mail(receipt, "#status closed\nIhr Fall ist erledigt.",
+    # Issue 9: "From: agent@... and a case token, without any Authentication-Results header or
+    # with a forged pass one, is relayed ... and its #status closed takes effect".
+    unsigned = desk.send(agent_mail(receipt, "#status closed\nIhr Fall ist erledigt.",
+                                    headers={"Authentication-Results": "evil.test; dkim=pass; dmarc=pass"}))
+    assert (unsigned.verdict, unsigned.reason, unsigned.case_number) == ("rejected", "agent_unverified", number)
+    assert (unsigned.trace or "").split(",")[-3:] == ["match_token", "agent_untrusted", "agent_warned"]
+    assert (unsigned.auth or "").startswith("none:")
+    warning = desk.mails_to(AGENT)[0]
+    assert warning["X-Mailbot-Notice"] == "agent_unverified" and "Ihr Fall ist erledigt" not in text_of(warning)
+    # a second forgery within the window: no second warning, the forger cannot flood the agent
+    failed = desk.send(agent_mail(receipt, "#status closed\nNochmal.",
                                   headers={"Authentication-Results": FORGED_RESULTS}))
-    assert (forged.verdict, forged.reason) == ("rejected", "not_participant")
-    assert "agent_untrusted" in (forged.trace or "").split(",")
+    assert (failed.verdict, failed.reason) == ("quarantined", "auth_failed")
+    assert "agent_warned" not in (failed.trace or "")
 
     customer = desk.send(compose(subject=f"Re: {receipt['Subject']}", body="#status closed\r\nBitte schließen.\r\n"))
     assert customer.verdict == "reply"
     case = desk.case(number)
     assert case["status"] == "new"
     assert case["messages"][-2]["text"].splitlines() == ["#status closed", "Bitte schließen."]
+    assert not any("erledigt" in m["text"] or "Nochmal" in m["text"] for m in case["messages"])
 
     typo = desk.send(agent_mail(receipt, "#status erledigt\nIst behoben."))
     assert (typo.verdict, typo.reason) == ("rejected", "agent_command")
     told = desk.mails_to(AGENT, 2)[-1]
     assert "#status erledigt" in text_of(told)
-    # delivered in queue order, so by now the customer has all there is: no status mail
+    # delivered in queue order, so by now the customer has all there is: no status mail, no relay
     assert kinds_sent_to(desk.relay, CUSTOMER) == ["receipt", "reply_receipt"]
+    assert kinds_sent_to(desk.relay, AGENT) == ["agent_unverified", "agent_command"]
     assert desk.case(number)["status"] == "new"
 
 

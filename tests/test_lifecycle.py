@@ -57,31 +57,37 @@ def test_reply_without_token_matches_by_in_reply_to(start: Start) -> None:
     assert (row.trace or "").split(",")[-3:] == ["match_headers", "participant", "case_open"]
 
 
-def test_stranger_quoting_a_token_is_refused_and_told(start: Start) -> None:
-    desk = start()
+@pytest.mark.parametrize("policy", ["new_case", "reject"])
+def test_stranger_with_a_real_token_gets_what_a_wrong_token_gets(start: Start, policy: str) -> None:
+    """Issue 9, token oracle: the answer must not tell a guesser that the token was right."""
+    desk = start(policy={"unknown_token": policy})
     number, receipt = open_case(desk)
-    row = desk.send(compose(subject=f"Re: {receipt['Subject']}", sender="fremder@other.test"))
-    assert (row.verdict, row.reason) == ("rejected", "not_participant")
-    notice = desk.mails_to("fremder@other.test")[0]
-    assert notice["Auto-Submitted"] == "auto-replied" and notice["Reply-To"] is None
+    token = desk.case(number)["token"]
+    wrong = token[:-4] + ("ZZZZ" if not token.endswith("ZZZZ") else "YYYY")
+    right_row = desk.send(compose(subject=f"Re: {receipt['Subject']}", sender="fremder@other.test"))
+    wrong_row = desk.send(compose(subject=f"Re: [#{wrong}] Ihre Anfrage: Drucker druckt nicht",
+                                  sender="fremd2@other.test"))
+    assert "stranger" in (right_row.trace or "") and "match_none" in (wrong_row.trace or "")
+    assert "token_failed" in (right_row.trace or "") and "token_failed" in (wrong_row.trace or "")
+    assert right_row.verdict == wrong_row.verdict == ("new_case" if policy == "new_case" else "rejected")
+    right, wrong_mail = desk.mails_to("fremder@other.test")[0], desk.mails_to("fremd2@other.test")[0]
+    assert right["X-Mailbot-Notice"] == wrong_mail["X-Mailbot-Notice"]
+
+    def shape(mail: Message, case: int | None) -> str:
+        """The notice without the token the sender quoted, and its own case's token and number."""
+        text = str(mail.get_content()).replace(token, "T").replace(wrong, "T")
+        return text.replace(desk.case(case)["token"], "T").replace(str(case), "N") if case else text
+
+    assert shape(right, right_row.case_number) == shape(wrong_mail, wrong_row.case_number)
     assert len(desk.case(number)["messages"]) == 2  # the opening mail and its receipt only
 
 
-def test_stranger_may_open_own_case_when_configured(start: Start) -> None:
-    desk = start(policy={"stranger_reply": "new_case"})
-    number, receipt = open_case(desk)
-    row = desk.send(compose(subject=f"Re: {receipt['Subject']}", sender="fremder@other.test"))
-    assert row.verdict == "new_case" and row.case_number != number
-    assert desk.case(row.case_number)["subject"] == "Ihre Anfrage: Drucker druckt nicht"
-
-
 def test_cc_become_participants_get_case_mail_and_may_reply(start: Start) -> None:
-    desk = start()
+    desk = start(policy={"cc_participants": "opening_mail"})
     number, _ = open_case(desk, headers={"Cc": "Kollegin <kollegin@customer.test>, service@example.com"})
     roles = {p["address"]: p["role"] for p in desk.case(number)["participants"]}
     assert roles == {"kunde@customer.test": "requester", "kollegin@customer.test": "cc"}
-    receipt = desk.mails_to("kollegin@customer.test")[0]
-    row = desk.send(compose(subject=f"Re: {receipt['Subject']}", sender="kollegin@customer.test"))
+    row = desk.send(compose(subject=f"Re: [#{desk.case(number)['token']}] Drucker", sender="kollegin@customer.test"))
     assert (row.verdict, row.case_number) == ("reply", number)
 
 
@@ -142,7 +148,7 @@ def test_same_mail_to_two_service_aliases_is_stored_once(start: Start) -> None:
 
 
 def test_agent_in_copy_joins_as_agent_and_gets_no_customer_mail(start: Start) -> None:
-    desk = start(agents={"domains": ["staff.example.com"]})
+    desk = start(agents={"domains": ["staff.example.com"]}, policy={"cc_participants": "opening_mail"})
     number, _ = open_case(desk, headers={"Cc": "anna@staff.example.com"})
     roles = {p["address"]: p["role"] for p in desk.case(number)["participants"]}
     assert roles == {"kunde@customer.test": "requester", "anna@staff.example.com": "agent"}

@@ -74,8 +74,10 @@ def events(caplog: pytest.LogCaptureFixture, name: str) -> list[dict[str, Any]]:
 
 
 def make_office(tmp_path: Path, db_url: str) -> Office:
-    """A config file on `db_url` with one agent, anna@example.com; dispose `engine` when done."""
-    sections = base_sections(tmp_path, db_url, agents={"addresses": ["anna@example.com"]})
+    """A config file on `db_url` with one agent, anna@example.com, where the opening mail's Cc
+    joins the case (these tests are about status mail, not sender authentication)."""
+    sections = base_sections(tmp_path, db_url, agents={"addresses": ["anna@example.com"]},
+                             policy={"cc_participants": "opening_mail"})
     path = write_config(tmp_path / "config.toml", sections)
     settings = config.load(path)
     return Office(path, settings, db.make_engine(settings.database.url))

@@ -46,6 +46,7 @@ def context(language: str, **overrides: Any) -> dict[str, Any]:
         "text": "Guten Tag,\n\nbitte starten Sie den Drucker neu.\n\nViele Grüße\nAnna",
         "dropped": (),
         "allowed_files": "JPEG, PNG oder eine ZIP-Datei",
+        "why": "no dkim signature of the from domain",
     } | overrides
 
 
