@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import select
 
-from mailbot import agents, config, db, inbox, logs, outbox, pipeline, selfcheck, views
+from mailbot import agents, config, db, inbox, logs, outbox, pipeline, secret, selfcheck, views
 from mailbot.cases import Context
 from mailbot.config import Settings
 from mailbot.files import FileStore
@@ -71,6 +71,9 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
         print(problem, file=sys.stderr)
     if problems:
         return 2
+    warning = secret.warning(settings)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     print(f"{args.config}: ok" + (" (relay and IMAP accounts answer)" if args.connect else ""))
     return 0
 
@@ -355,6 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.setup(args.log_format)
     try:
         settings = config.load(args.config)
+        if args.handler is not cmd_check_config:  # it only looks; everything else needs a token secret
+            settings = secret.ensure(settings)
     except config.ConfigError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)

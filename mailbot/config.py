@@ -210,8 +210,17 @@ class AttachmentSettings(_Section):
 
 class TokenSettings(_Section):
     prefix: Annotated[str, Field(pattern=r"^[A-Z]{2,8}$")] = "SVC"
-    secret: Annotated[str, Field(min_length=16)]
+    # Empty (or the old bundled placeholder): `mailbot.secret` generates one into secret_file.
+    secret: str = ""
+    secret_file: str = "data/token-secret"
     previous_secrets: tuple[str, ...] = ()
+
+    @field_validator("secret", mode="after")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        if 0 < len(value) < 16:
+            raise PydanticCustomError("secret_short", "at least 16 characters, or empty to have one generated")
+        return value
 
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -380,7 +389,7 @@ class Settings(_Section):
     attachments: AttachmentSettings = AttachmentSettings()
     hours: HoursSettings = HoursSettings()
     imap: ImapSettings = ImapSettings()
-    tokens: TokenSettings
+    tokens: TokenSettings = TokenSettings()
     source: str = DEFAULT_CONFIG
 
 
@@ -418,8 +427,10 @@ def _describe(error: ErrorDetails) -> str:
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     """Relative paths in the file mean 'beside the config file', not 'beside the cwd'."""
+    if isinstance(data.setdefault("tokens", {}), dict):
+        data["tokens"].setdefault("secret_file", TokenSettings.model_fields["secret_file"].default)
     for section, key in (("relay", "maildir"), ("storage", "attachments_dir"), ("templates", "dir"),
-                         ("smtp", "tls_cert"), ("smtp", "tls_key")):
+                         ("smtp", "tls_cert"), ("smtp", "tls_key"), ("tokens", "secret_file")):
         value = data.get(section, {}).get(key)
         if isinstance(value, str) and value:
             data[section][key] = str(base / value) if not os.path.isabs(value) else value

@@ -17,7 +17,7 @@ from datetime import datetime
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 
-from mailbot import config, db, health, inbox, overdue, pipeline, sdnotify, selfcheck
+from mailbot import config, db, health, inbox, overdue, pipeline, sdnotify, secret, selfcheck
 from mailbot.config import Settings
 from mailbot.health import WorkerHealth
 from mailbot.intake_imap import ImapWatcher
@@ -137,7 +137,7 @@ class Daemon:
     def reload(self) -> None:
         """SIGHUP: take a good edit of config.toml; keep running on the old one if it is broken."""
         try:
-            fresh = config.load(self.config_path)
+            fresh = secret.ensure(config.load(self.config_path))
             # The same checks as check-config: a missing template folder taken on would fail
             # every mail until they all end in quarantine.
             problems = selfcheck.problems(fresh)
