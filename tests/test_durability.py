@@ -144,7 +144,7 @@ def test_mail_that_keeps_failing_is_quarantined_and_blocks_nothing(
     assert raw == poison.decode().replace("\r\n", "\n")
     head, _, mail = desk.cli("quarantine", "show", str(row.id)).stdout.partition("\n\n")
     assert head.splitlines()[0] == f"Spool {row.id}  quarantined  quarantined: {row.reason}"
-    assert "via smtp" in head and "Envelope:   from sender@customer.test to service@example.com" in head
+    assert "via smtp" in head and "Envelope:   from max@firma.example to service@example.com" in head
     assert "Attempts:   3  last error: TemplateNotFound" in head
     assert mail == raw
     released = desk.cli("quarantine", "release", str(row.id))  # still failing: back in quarantine
