@@ -25,7 +25,8 @@ from mailbot.models import Case, InboundSpool, Message, Outbox
 def test_sigkill_while_clients_send_loses_and_doubles_nothing(
     tmp_path: Path, sqlite_url: str, relay: Relay, daemon_factory, clients: int, per_client: int  # type: ignore[no-untyped-def]
 ) -> None:
-    sections = base_sections(tmp_path, sqlite_url, relay=relay.sections(), policy={"notice_limit": 1000, "domain_hourly_limit": 1000},
+    sections = base_sections(tmp_path, sqlite_url, relay=relay.sections(),
+                             policy={"notice_limit": 1000, "domain_hourly_limit": 1000},
                              smtp={"max_connections_per_ip": 100})
     daemon = daemon_factory(sections)
     accepted: set[str] = set()
