@@ -59,22 +59,30 @@ def make_engine(url: str, *, timeout: float = 10.0) -> Engine:
 
 def _add_new_columns(engine: Engine) -> None:
     """Give a database made by an older mailbot the columns added since (create_all only makes
-    missing tables); each new column needs a scalar default, which fills the existing rows."""
+    missing tables); each new column needs a scalar default, which fills the existing rows, or
+    must be nullable (existing rows get NULL); its indexes are made with it."""
     present = inspect(engine)
     for table in SQLModel.metadata.sorted_tables:
         if not present.has_table(table.name):
             continue
         known = {column["name"] for column in present.get_columns(table.name)}
         for column in table.columns:
-            if column.name in known or column.default is None or not column.default.is_scalar:
+            if column.name in known or (column.default is None and not column.nullable):
+                continue
+            if column.default is not None and not column.default.is_scalar:
                 continue
             kind = column.type.compile(dialect=engine.dialect)
-            value = literal(column.default.arg).compile(dialect=engine.dialect,  # type: ignore[attr-defined]
-                                                        compile_kwargs={"literal_binds": True})
+            fill = ""
+            if column.default is not None:
+                value = literal(column.default.arg).compile(dialect=engine.dialect,  # type: ignore[attr-defined]
+                                                            compile_kwargs={"literal_binds": True})
+                fill = f" DEFAULT {value}"
             required = "" if column.nullable else " NOT NULL"
             with engine.begin() as connection:
-                connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{required} "
-                                        f"DEFAULT {value}"))
+                connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}{required}{fill}"))
+            for index in table.indexes:
+                if column.name in index.columns:
+                    index.create(engine, checkfirst=True)
 
 
 @contextmanager
