@@ -31,7 +31,7 @@ from email.utils import format_datetime, make_msgid
 from sqlalchemy import func
 from sqlmodel import select
 
-from mailbot import quotes
+from mailbot import quotes, subjects
 from mailbot.cases import Context, add_participants, customer_side, record_message, refuse, send
 from mailbot.checks.crypto import is_signature
 from mailbot.config import Settings
@@ -80,7 +80,7 @@ def warn_if_claimed(ctx: Context, mail: ParsedMail, trace: list[str]) -> None:
     if ctx.db.exec(query).one():
         event("notice-suppressed", kind=WARNING, to=mail.from_addr, reason="warned_recently", spool=ctx.spool_id)
         return
-    send(ctx, WARNING, [mail.from_addr], {"original_subject": mail.subject, "why": mail.auth.why},
+    send(ctx, WARNING, [mail.from_addr], {"original_subject": subjects.clean(mail.subject), "why": mail.auth.why},
          case=None, answering=None)
     trace.append("agent_warned")
 

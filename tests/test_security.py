@@ -252,10 +252,11 @@ def test_forged_agent_warning_is_one_mail_per_window(make: Any) -> None:
     site = make()
     number = opened(site)
     for n in range(3):
-        row = site.take(compose(subject=f"Re: [#{site.token(number)}]", sender=AGENT,
+        row = site.take(compose(subject=f"Re: [#{site.token(number)}] " + "x" * 30_000, sender=AGENT,
                                 body=f"#status closed\r\n{n}\r\n"), mail_from=AGENT)
         assert (row.verdict, row.reason) == ("rejected", "agent_unverified")
-    assert [to for to, _ in site.sent("agent_unverified")] == [AGENT]
+    ((to, warning),) = site.sent("agent_unverified")
+    assert to == AGENT and "x" * 201 not in warning.get_content() and len(warning.as_bytes()) < 16 * 1024
     assert site.case(number)["status"] == "new"
 
 
