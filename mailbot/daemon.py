@@ -234,7 +234,8 @@ class Daemon:
         self.loop = asyncio.get_running_loop()
         settings = self.current
         self.pipeline = Worker("pipeline", self._process_batch, lambda: inbox.next_due(self.engine))
-        self.outbox = Worker("outbox", lambda: self.courier.deliver_due(BATCH), self.courier.next_due)
+        self.outbox = Worker("outbox", lambda: self.courier.deliver_due(BATCH, self.outbox.health.progress),
+                             self.courier.next_due)
         intake = SmtpIntake(self.engine, self.settings, self.on_stored, self.judges, self.writer)
         pause_on_resource_errors(self.loop)
         server = await self.loop.create_server(factory(intake), settings.smtp.host, settings.smtp.port)

@@ -177,6 +177,16 @@ def begin_attempt(engine: Engine, spool_id: int, max_attempts: int) -> InboundSp
         return None
 
 
+def undo_attempt(engine: Engine, spool_id: int) -> None:
+    """Take back an attempt that never got to judge the mail (an ordered shutdown)."""
+    with Session(engine) as db:
+        db.execute(update(InboundSpool)
+                   .where(col(InboundSpool.id) == spool_id, col(InboundSpool.status) == "pending",
+                          col(InboundSpool.attempts) > 0)
+                   .values(attempts=InboundSpool.attempts - 1))
+        db.commit()
+
+
 def record_failure(engine: Engine, spool_id: int, error: str, max_attempts: int, backoff: timedelta) -> str:
     """After a failed attempt: retry later, or quarantine once the attempts are used up."""
     with Session(engine) as db:

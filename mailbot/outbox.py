@@ -7,6 +7,7 @@ between costs at most one duplicate, recognisable by its stable Message-ID.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
@@ -123,8 +124,9 @@ class Courier:
         )
         event("notice-retry", logging.WARNING, outbox=row.id, to=row.recipient, error=error, delay=delay)
 
-    def deliver_due(self, limit: int = 100) -> int:
-        """Send what is due now; returns how many were sent."""
+    def deliver_due(self, limit: int = 100, progress: Callable[[], None] = lambda: None) -> int:
+        """Send what is due now; returns how many were sent. `progress` is called before each
+        mail, so a slow relay working through a batch is not taken for a stalled worker."""
         rows = self._due(limit)
         if not rows:
             return 0
@@ -132,6 +134,7 @@ class Courier:
         try:
             with sender.session(self.settings.relay) as deliver:
                 for row in rows:
+                    progress()
                     try:
                         deliver(row.raw, self.settings.service.noreply, [row.recipient])
                     except sender.PermanentFailure as exc:

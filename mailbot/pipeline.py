@@ -153,6 +153,7 @@ def run(
             db.add(row)
             db.commit()
     except JudgeUnavailable:  # shutting down: the mail stays pending for the next start
+        inbox.undo_attempt(engine, spool_id)  # an ordered stop is no crash: it does not count
         return "pending", None
     except Exception as exc:
         error = storable(f"{type(exc).__name__}: {exc}")

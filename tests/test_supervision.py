@@ -116,3 +116,20 @@ def test_a_mail_that_kills_the_process_is_quarantined_after_max_attempts(
     finally:
         daemon.close()
         engine.dispose()
+
+
+def test_an_ordered_stop_before_judging_does_not_count_as_an_attempt(tmp_path: Path, sqlite_url: str) -> None:
+    from mailbot import pipeline
+    from mailbot.judgepool import JudgePool
+
+    settings = config.parse(base_sections(tmp_path, sqlite_url), tmp_path / "config.toml")
+    engine = db.make_engine(settings.database.url)
+    judges = JudgePool(workers=1)
+    judges.close()  # the daemon is stopping
+    try:
+        stored = inbox.store(engine, compose(), Envelope("kunde@customer.test", ("service@example.com",), "smtp"))
+        assert pipeline.process(engine, settings, stored.spool_id, judges=judges) == "pending"
+        row = inbox.get(engine, stored.spool_id)
+        assert row is not None and row.attempts == 0
+    finally:
+        engine.dispose()
