@@ -54,7 +54,21 @@ def make_engine(url: str, *, timeout: float = 10.0) -> Engine:
         })
     SQLModel.metadata.create_all(engine)
     _add_new_columns(engine)
+    _drop_retired_columns(engine)
     return engine
+
+
+# Columns an older mailbot had and this one does not write (NOT NULL without a default, they
+# would refuse every new row): messages.html (the HTML part is in the spooled raw mail).
+RETIRED_COLUMNS = (("messages", "html"),)
+
+
+def _drop_retired_columns(engine: Engine) -> None:
+    present = inspect(engine)
+    for table, column in RETIRED_COLUMNS:
+        if present.has_table(table) and column in {c["name"] for c in present.get_columns(table)}:
+            with engine.begin() as connection:
+                connection.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
 
 
 def _add_new_columns(engine: Engine) -> None:

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 from pgcluster import cluster
+from sqlmodel import Session
 from support import DaemonProcess, Relay, base_sections, compose, free_port, wait_for
 from test_smtp_intake import send
 
 from mailbot import config, inbox
 from mailbot.intake_smtp import SmtpIntake
-from mailbot.models import InboundSpool
 
 
 def refused(port: int, raw: bytes) -> tuple[int, bytes, float]:
@@ -151,4 +151,30 @@ def test_postgresql_down_frozen_and_back_without_a_restart(
         daemon.close()
 
 
-_ = InboundSpool
+
+def test_a_database_from_before_keeps_taking_messages(tmp_path: Path) -> None:
+    """An older mailbot stored each mail's HTML again in messages.html (NOT NULL); it is dropped."""
+    from sqlalchemy import Column, MetaData, String, create_engine
+    from sqlmodel import SQLModel
+
+    from mailbot import db
+    from mailbot.models import Case, Message
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = MetaData()
+    for table in SQLModel.metadata.sorted_tables:
+        table.to_metadata(old)
+    old.tables["messages"].append_column(Column("html", String, nullable=False))
+    legacy = create_engine(url)
+    old.create_all(legacy)
+    legacy.dispose()
+    engine = db.make_engine(url)
+    try:
+        with Session(engine) as session:
+            case = Case(subject="Drucker", requester="kunde@customer.test")
+            session.add(case)
+            session.flush()
+            session.add(Message(case_id=case.id, direction="in", from_addr="kunde@customer.test", text="Hallo"))
+            session.commit()
+    finally:
+        engine.dispose()
