@@ -6,14 +6,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from email import message_from_bytes
-from email.message import Message
+from email.message import EmailMessage, Message
 from email.policy import default as default_policy
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlmodel import col, select
-from support import base_sections, compose, write_config
+from support import Desk, Relay, base_sections, compose, write_config
 from test_cli import Shell
 from test_status import Office
 
@@ -148,3 +148,24 @@ def test_a_case_without_subject_is_named_in_its_language(office: Office) -> None
     with db.session(office.engine) as session:
         subjects = dict(session.exec(select(Case.number, Case.subject)).all())
     assert (subjects[english], subjects[german]) == ("(no subject)", "(ohne Betreff)")
+
+
+def test_the_daemon_answers_an_english_mail_in_english_and_drops_a_bad_file(
+    tmp_path: Path, sqlite_url: str, relay: Relay, daemon_factory  # type: ignore[no-untyped-def]
+) -> None:
+    # The whole way: SMTP, the judge pool (the verdict with its dropped file travels back), the
+    # language model loaded in the daemon, the relay.
+    sections = base_sections(tmp_path, sqlite_url, relay=relay.sections(), templates={"languages": ["de", "en"]},
+                             policy={"disallowed_attachments": "drop_file"})
+    desk = Desk(daemon_factory(sections), relay)
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "kunde@customer.test", "service@example.com", "Printer"
+    message["Message-ID"] = "<printer-en@customer.test>"
+    message.set_content("Hello,\nthe printer on the second floor prints nothing. Log attached.\n")
+    message.add_attachment(b"MZ\x90\x00" + bytes(300), maintype="application", subtype="octet-stream",
+                           filename="driver.exe")
+    row = desk.send(message.as_bytes())
+    assert (row.verdict, row.trace and row.trace.split(",")[-2:]) == ("new_case", ["drop_file", "match_none"])
+    receipt = desk.mails_to("kunde@customer.test")[0]
+    assert receipt["Content-Language"] == "en" and "Your request: Printer" in str(receipt["Subject"])
+    assert "  - driver.exe: application/x-dosexec, this file type is not accepted" in receipt.get_content()
