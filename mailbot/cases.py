@@ -22,6 +22,7 @@ from mailbot.models import Attachment, Case, Message, Participant, key, utcnow
 from mailbot.notices import Notices
 from mailbot.parse import valid_address
 from mailbot.verdicts import Dropped
+from mailbot.web import links
 
 NUMBER_BASE = 10000
 NO_SUBJECT = {"de": "(ohne Betreff)", "en": "(no subject)"}
@@ -197,7 +198,8 @@ def send(
         message = ctx.notices.compose(
             kind,
             [recipient],
-            {"case": case, "tag": casetoken.tag(case.token) if case and case.token else "", **context},
+            {"case": case, "tag": casetoken.tag(case.token) if case and case.token else "",
+             "case_link": links.in_mail(ctx.settings, case), **context},
             replies_to_service=case is not None,
             in_reply_to=in_reply_to,
             references=references,
@@ -236,6 +238,7 @@ def open_case(ctx: Context, mail: ParsedMail) -> Case:
     assert case.id is not None
     case.number = NUMBER_BASE + case.id
     case.token = casetoken.make(case.number, ctx.settings.tokens)
+    case.link_salt = links.new_salt()
     ctx.db.add(case)
     add_participants(ctx, case, [mail.from_addr], "requester")
     add_participants(ctx, case, copied(ctx, mail, opening=True), "cc")

@@ -27,6 +27,7 @@ from mailbot.models import Case
 from mailbot.notices import Notices
 from mailbot.parse import reverse_path
 from mailbot.status import STATUSES, change_status
+from mailbot.web import links
 
 
 class UserError(Exception):
@@ -206,6 +207,19 @@ def cmd_case_reply(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_case_link(args: argparse.Namespace, settings: Settings) -> int:
+    with _on_case(settings, args.number) as (_, case):
+        if args.case_command == "relink":
+            case.link_salt = links.new_salt()
+        link = links.url(settings, case)
+    if args.case_command == "relink":
+        logs.event("case-relinked", case=args.number)
+    print(link)
+    if not settings.web.enabled:
+        print(f"mailbot: note: [web] enabled = false in {args.config}: nothing serves this page", file=sys.stderr)
+    return 0
+
+
 def cmd_outbox(args: argparse.Namespace, settings: Settings) -> int:
     rows = views.list_outbox(_engine(settings, read_only=True), args.status)
     if args.json:
@@ -308,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="open (every case not closed; the default), closed, all, or one status")
     p.add_argument("--overdue", action="store_true", help="only cases without an agent answer past their target")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per case")
-    help_text = "show, reply to, or change one case: show | reply | status | language | close | reopen"
+    help_text = "show, reply to, or change one case: show | reply | status | language | close | reopen | link | relink"
     case = sub.add_parser("case", help=help_text, description=help_text)
     case_sub = case.add_subparsers(dest="case_command", required=True, metavar="ACTION")
     p = add("show", cmd_case_show, "show a case and its messages", case_sub)
@@ -332,6 +346,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("close", cmd_case_close, "close a case and mail the customer side", case_sub)
     p.add_argument("number", type=int)
     p = add("reopen", cmd_case_reopen, "reopen a resolved or closed case and mail the customer side", case_sub)
+    p.add_argument("number", type=int)
+    p = add("link", cmd_case_link, "print the link to the customer's case page", case_sub)
+    p.add_argument("number", type=int)
+    p = add("relink", cmd_case_link, "make a new case page link; every link sent so far stops working", case_sub)
     p.add_argument("number", type=int)
     p = add("outbox", cmd_outbox,
             "list outgoing mail; 'outbox retry ID' sends a stuck one again now, 'outbox flush' all of them")

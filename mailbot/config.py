@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, ValidationError, field_validator, model_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 DEFAULT_CONFIG = "config.toml"
@@ -304,6 +304,22 @@ class HoursSettings(_Section):
         return tuple(week)
 
 
+class WebSettings(_Section):
+    """The customer's case page (mailbot/web/): where it listens, and the address mails link to."""
+
+    enabled: Bool = False
+    host: str = "127.0.0.1"
+    port: Port = 8080
+    # What customers open, e.g. "https://support.example.com" behind a TLS reverse proxy.
+    base_url: Annotated[str, Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")] = "http://127.0.0.1:8080"
+    # Peers whose X-Forwarded-For names the client (the reverse proxy); nobody else's is believed.
+    trusted_proxies: tuple[IPvAnyNetwork, ...] = ()
+    action_limit: Annotated[int, Field(ge=1, strict=True)] = 10
+    action_window_minutes: Annotated[int, Field(ge=1, strict=True)] = 60
+    failure_limit: Annotated[int, Field(ge=1, strict=True)] = 10
+    failure_delay_seconds: Annotated[float, Field(ge=0, le=60)] = 2.0
+
+
 class ImapAccount(_Section):
     """One mailbox the IMAP intake watches (a thread each); `port` defaults by `tls`: 993 or 143."""
 
@@ -389,6 +405,7 @@ class Settings(_Section):
     attachments: AttachmentSettings = AttachmentSettings()
     hours: HoursSettings = HoursSettings()
     imap: ImapSettings = ImapSettings()
+    web: WebSettings = WebSettings()
     tokens: TokenSettings = TokenSettings()
     source: str = DEFAULT_CONFIG
 

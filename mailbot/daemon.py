@@ -14,6 +14,7 @@ import signal
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 
+from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.engine import Engine
 
@@ -29,6 +30,8 @@ from mailbot.notices import Notices
 from mailbot.outbox import Courier
 from mailbot.smtp_limits import pause_on_resource_errors
 from mailbot.spool_writer import SpoolWriter
+from mailbot.web.app import CasePage
+from mailbot.web.server import listen
 
 DRAIN_SECONDS = 30.0
 BATCH = 50
@@ -130,6 +133,7 @@ class Daemon:
         self.watchdog = False
         self.jobs = [Job("receipt-window", self.courier.log_breaches),
                      Job("answer-targets", lambda: overdue.log_overdue(self.engine))]
+        self.listeners: list[web.AppRunner] = []
 
     def settings(self) -> Settings:
         return self.current
@@ -153,6 +157,9 @@ class Daemon:
             ("database.url", self.current.database.url, fresh.database.url),
             ("database.store_timeout_seconds", self.current.database.store_timeout_seconds,
              fresh.database.store_timeout_seconds),
+            ("web.enabled", self.current.web.enabled, fresh.web.enabled),
+            ("web.host", self.current.web.host, fresh.web.host),
+            ("web.port", self.current.web.port, fresh.web.port),
         ) if old != new]
         for key in fixed:
             event("config-restart-needed", key=key, file=self.config_path)
@@ -240,6 +247,9 @@ class Daemon:
         pause_on_resource_errors(self.loop)
         server = await self.loop.create_server(factory(intake), settings.smtp.host, settings.smtp.port)
         port = server.sockets[0].getsockname()[1]
+        if settings.web.enabled:
+            page = CasePage(self.engine, self.settings).app()
+            self.listeners.append(await listen(page, settings.web.host, settings.web.port))
         self._start_watchers()
         for signum in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(signum, self.stop_requested.set)
@@ -258,7 +268,8 @@ class Daemon:
         self.pipeline.wake.set()  # whatever a previous run left unprocessed goes first
         self.outbox.wake.set()
         event("started", smtp=f"{settings.smtp.host}:{port}", database=self.engine.url.render_as_string(),
-              relay=settings.relay.mode, imap_accounts=len(self.watchers))
+              relay=settings.relay.mode, imap_accounts=len(self.watchers),
+              web=f"{settings.web.host}:{settings.web.port}" if settings.web.enabled else None)
         sdnotify.ready(f"accepting mail on {settings.smtp.host}:{port}")
         interval = sdnotify.watchdog_interval()
         self.watchdog = interval is not None
@@ -275,6 +286,8 @@ class Daemon:
         while intake.in_flight and self.loop.time() < deadline:
             await asyncio.sleep(0.05)
         server.close()
+        for listener in self.listeners:
+            await listener.cleanup()
         await self._stop_watchers()
         await asyncio.to_thread(self.writer.close)
         scheduler.shutdown(wait=False)

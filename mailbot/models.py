@@ -69,6 +69,7 @@ class Case(SQLModel, table=True):
     answer_due: datetime | None = None
     answered_at: datetime | None = None
     overdue_logged: bool = False
+    link_salt: str = ""  # part of the case page link's signature; `case relink` replaces it
 
 
 class Participant(SQLModel, table=True):

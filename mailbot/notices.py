@@ -46,6 +46,7 @@ class Notices:
             "allowed_files": allowed_files(self.settings, language),
             "dropped": (),
             "language": language,
+            "case_link": None,
             **context,
         }
         rendered = template.new_context(variables)

@@ -27,6 +27,7 @@ from mailbot.judge import Judgement
 from mailbot.judgepool import JudgePool, JudgeUnavailable
 from mailbot.logs import event
 from mailbot.mail import Envelope
+from mailbot.match import find_case
 from mailbot.models import InboundSpool, utcnow
 from mailbot.notices import Notices
 from mailbot.routing import route
@@ -84,6 +85,8 @@ def act(ctx: Context, judged: Judgement) -> Outcome:
             agents.warn_if_claimed(ctx, mail, outcome.trace)
     elif isinstance(decision, Reject):
         outcome.verdict, outcome.reason = "rejected", decision.reason
+        case, _ = find_case(ctx.db, mail, ctx.settings)
+        outcome.case = case.number if case else None  # its case page tells the customer why
         refuse(ctx, mail, decision.reason, decision.details)
     else:
         assert isinstance(decision, Accept)

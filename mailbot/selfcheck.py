@@ -7,6 +7,7 @@ A template error found here is a notice that would otherwise fail at 3 a.m. for 
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,8 +15,10 @@ from jinja2 import TemplateError
 
 from mailbot import sender, storage
 from mailbot.config import Settings
+from mailbot.models import Case
 from mailbot.notices import Notices
 from mailbot.verdicts import Dropped
+from mailbot.web import app, page
 
 # Every kind of mail mailbot sends: case mail, then one notice per refusal reason.
 KINDS = (
@@ -34,6 +37,7 @@ def _sample() -> dict[str, object]:
         "dropped": [Dropped(1, "rechnung.exe", "application/x-dosexec", reason, "path traversal: ../x")
                     for reason in ("type", "zip_count", "zip")],
         "why": "no dkim signature of the from domain",
+        "case_link": "https://support.example.com/c/10042/HfK2aiG91-kUcYQ2nhOeRHp6",
     }
 
 
@@ -71,6 +75,38 @@ def problems(settings: Settings) -> list[str]:
     return found
 
 
+def _sample_page() -> dict[str, object]:
+    """A case page with one of everything it can show."""
+    now = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
+    case = Case(number=10042, token="SVC-10042-K7MQ", subject="Drucker", requester="kunde@example.org",
+                status="open", answer_due=now)
+    files = (page.File(1, "foto.png", "image/png", 2048),)
+    history = tuple(page.Entry(now, who, "Kora", "Text", "Text\n> alt", files)
+                    for who in ("customer", "participant", "support", "page"))
+    arrivals = tuple(page.Arrival(now, "customer", "", "Betreff", verdict, reason) for verdict, reason in (
+        ("new_case", None), ("reply", None), ("ignored", "auto_reply"), ("quarantined", "unparseable"),
+        ("rejected", "rich_text"), ("rejected", "attachment_type"), ("rejected", "too_large"),
+        ("rejected", "encrypted"), ("rejected", "case_closed"), ("rejected", "not_participant"),
+        ("rejected", "unknown"),
+    ))
+    view = page.CaseView(case, now, history, arrivals)
+    return {"view": view, "case": case, "due": "Dienstag, 24.11.2026, 10:30 Uhr", "signature": "x",
+            "mailto": "mailto:service@example.com", "static": "../.."}
+
+
+def _page_problems(settings: Settings) -> list[str]:
+    env = app.environment(settings.templates.dir)
+    found = []
+    for language in settings.templates.languages:
+        for name in ("case.html.j2", "not_found.html.j2"):
+            try:
+                app.render(env, settings, name, language, **_sample_page())
+            except TemplateError as exc:
+                found.append(f"{Path(settings.templates.dir) / 'web' / name} ({language}): "
+                             f"{type(exc).__name__}: {exc}")
+    return found
+
+
 def template_problems(settings: Settings) -> list[str]:
     """One line per template that is missing or does not render with sample data."""
     notices = Notices(settings)
@@ -85,7 +121,7 @@ def template_problems(settings: Settings) -> list[str]:
                 continue
             if not subject or not body.strip():
                 problems.append(f"{path}: renders an empty subject or body")
-    return problems
+    return problems + _page_problems(settings)
 
 
 def connection_problems(settings: Settings) -> list[str]:

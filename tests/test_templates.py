@@ -47,6 +47,7 @@ def context(language: str, **overrides: Any) -> dict[str, Any]:
         "dropped": (),
         "allowed_files": "JPEG, PNG oder eine ZIP-Datei",
         "why": "no dkim signature of the from domain",
+        "case_link": "https://support.example.com/c/10042/HfK2aiG91-kUcYQ2nhOeRHp6",
     } | overrides
 
 
@@ -155,3 +156,12 @@ def test_status_changed_speaks_human_words(language: str, status: str, headline:
 def test_status_changed_refuses_an_unknown_status() -> None:
     with pytest.raises(UndefinedError):
         render("de/status_changed.txt.j2", context("de", status="archived"))
+
+
+@pytest.mark.parametrize(("kind", "language"), list(itertools.product(
+    ("receipt", "reply_receipt", "status_changed", "agent_reply"), LANGUAGES)))
+def test_case_mail_carries_the_case_page_link_when_one_is_served(kind: str, language: str) -> None:
+    with_link = render(f"{language}/{kind}.txt.j2", context(language))[1]
+    without = render(f"{language}/{kind}.txt.j2", context(language, case_link=None))[1]
+    assert context(language)["case_link"] in with_link
+    assert "/c/10042" not in without and "None" not in without

@@ -1,0 +1,174 @@
+"""The customer's case page as an aiohttp application, on the daemon's own event loop.
+
+Every database call runs in a worker thread (`asyncio.to_thread`), so a slow query never stalls
+SMTP intake on the same loop. A wrong signature and a missing case get the same 404, and an
+address that keeps getting 404s is answered ever more slowly (`[web] failure_limit`). The URL is
+the secret, so every answer forbids caching, referrers and framing, and the page runs no script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+from aiohttp import hdrs, web
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy.engine import Engine
+
+from mailbot import casetoken, hours
+from mailbot.config import Language, Settings
+from mailbot.files import FileStore
+from mailbot.logs import event
+from mailbot.models import Case
+from mailbot.notices import attachment_name
+from mailbot.web import page
+from mailbot.web.guard import Window, client_address
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+                                "base-uri 'none'; frame-ancestors 'none'"),
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+}
+CASE_PATH = r"/c/{number:[1-9][0-9]{0,17}}/{signature:[A-Za-z0-9_-]{1,64}}"
+_MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def language_of(settings: Settings, case: Case | None) -> Language:
+    """The page's language: the case's (as its mail is written), else the site's default."""
+    templates = settings.templates
+    return next((offered for offered in templates.languages if case is not None and offered == case.language),
+                templates.default)
+
+
+def moment(value: datetime, zone: ZoneInfo, language: Language) -> str:
+    local = value.astimezone(zone)
+    if language == "de":
+        return f"{local:%d.%m.%Y, %H:%M} Uhr"
+    return f"{local.day} {_MONTHS_EN[local.month - 1]} {local.year}, {local:%H:%M}"
+
+
+def content_disposition(name: str) -> str:
+    """`attachment` with an ASCII fallback name and the exact one (RFC 6266)."""
+    fallback = "".join(c if c.isascii() and c.isprintable() and c not in '"\\' else "_" for c in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def environment(folder: str) -> Environment:
+    """The page templates: autoescaped, and strict, so a missing word is an error, not a blank."""
+    return Environment(loader=FileSystemLoader(folder), undefined=StrictUndefined,
+                       autoescape=select_autoescape(default=True, default_for_string=True))
+
+
+def render(env: Environment, settings: Settings, name: str, language: Language, **context: Any) -> str:
+    """One page template (`web/<name>`) with what every page gets."""
+    zone = ZoneInfo(settings.hours.timezone)
+    return env.get_template(f"web/{name}").render(
+        language=language, company=settings.service.company, zone=zone.key,
+        when=lambda value: moment(value, zone, language), **context,
+    )
+
+
+class CasePage:
+    """Routes and handlers; `settings` is read per request, so a reload (SIGHUP) takes effect."""
+
+    def __init__(self, engine: Engine, settings: Callable[[], Settings]) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.failures = Window()
+        self._envs: dict[str, Environment] = {}
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._errors])
+        app.on_response_prepare.append(self._secure)
+        app.router.add_get(CASE_PATH, self.show)
+        app.router.add_get(CASE_PATH + r"/files/{file:[0-9]{1,18}}", self.download)
+        app.router.add_get("/static/page.css", self.stylesheet)
+        return app
+
+    def env(self, settings: Settings) -> Environment:
+        folder = settings.templates.dir
+        if folder not in self._envs:
+            self._envs[folder] = environment(folder)
+        return self._envs[folder]
+
+    def render(self, request: web.Request, settings: Settings, name: str, language: Language, *, status: int = 200,
+               **context: Any) -> web.Response:
+        """A page; links in it are relative (`static` leads back to the root), so the page works
+        under any path prefix a reverse proxy puts in front of it."""
+        static = "/".join([".."] * (request.path.count("/") - 1)) or "."
+        html = render(self.env(settings), settings, name, language, static=static, **context)
+        return web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
+
+    @staticmethod
+    async def _secure(_request: web.Request, response: web.StreamResponse) -> None:
+        response.headers.update(SECURITY_HEADERS)
+
+    @web.middleware
+    async def _errors(self, request: web.Request,
+                      handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+        """Unknown paths get the same calm 404 page as a wrong link; no traceback ever shows."""
+        try:
+            response: web.StreamResponse = await handler(request)
+            return response
+        except web.HTTPNotFound:
+            settings = self.settings()
+            return self.render(request, settings, "not_found.html.j2", language_of(settings, None), status=404)
+
+    def client(self, request: web.Request) -> str:
+        return client_address(request.remote, request.headers.get(hdrs.X_FORWARDED_FOR),
+                              self.settings().web.trusted_proxies)
+
+    async def case(self, request: web.Request) -> tuple[Settings, Case]:
+        """The case the link names, or a 404; repeated failures from one address are slowed down."""
+        settings = self.settings()
+        client, now, window = self.client(request), time.monotonic(), settings.web.action_window_minutes * 60
+        failures = self.failures.count(client, now, window)
+        if failures >= settings.web.failure_limit:
+            await asyncio.sleep(settings.web.failure_delay_seconds)
+        number = int(request.match_info["number"])
+        found = await asyncio.to_thread(page.find, self.engine, settings, number, request.match_info["signature"])
+        if found is None:
+            self.failures.add(client, now, window)
+            if failures + 1 == settings.web.failure_limit:
+                event("case-link-failures", client=client, failures=failures + 1,
+                      delay=settings.web.failure_delay_seconds)
+            raise web.HTTPNotFound()
+        return settings, found
+
+    async def show(self, request: web.Request) -> web.Response:
+        settings, case = await self.case(request)
+        view = await asyncio.to_thread(page.load, self.engine, settings, case)
+        language = language_of(settings, case)
+        due = hours.describe(view.answer_due.astimezone(ZoneInfo(settings.hours.timezone)), language) \
+            if view.answer_due else None
+        return self.render(request, settings, "case.html.j2", language, view=view, case=case, due=due,
+                           signature=request.match_info["signature"], mailto=self.mailto(settings, case))
+
+    @staticmethod
+    def mailto(settings: Settings, case: Case) -> str:
+        """A link that opens the customer's mail program with the service address and the tagged subject."""
+        subject = f"{casetoken.tag(case.token or '')} {case.subject}"
+        return f"mailto:{settings.service.addresses[0]}?subject={quote(subject, safe='')}"
+
+    async def download(self, request: web.Request) -> web.StreamResponse:
+        settings, case = await self.case(request)
+        row = await asyncio.to_thread(page.attachment, self.engine, settings, case, int(request.match_info["file"]))
+        if row is None or row.id is None:
+            raise web.HTTPNotFound()
+        path = FileStore(settings.storage.attachments_dir).path_for(row.sha256)
+        headers = {hdrs.CONTENT_TYPE: row.detected_type,
+                   hdrs.CONTENT_DISPOSITION: content_disposition(attachment_name(row.filename, row.id))}
+        return web.FileResponse(path, headers=headers)
+
+    async def stylesheet(self, _request: web.Request) -> web.FileResponse:
+        path = Path(self.settings().templates.dir) / "web" / "page.css"
+        return web.FileResponse(path, headers={hdrs.CONTENT_TYPE: "text/css; charset=utf-8"})
