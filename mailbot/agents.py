@@ -11,6 +11,9 @@ The first lines of an agent's new text may carry commands, which never reach the
     #internal                                   keep this mail an internal note
     #status new|open|waiting|resolved|closed    change the status (and mail the customer)
     #status waiting silent                      ... without the status mail
+    #priority urgent|high|normal|low            set the priority (moves the answer target)
+    #estimate 4h|2d|1w|30m                      the time to fix, shown on the customer's case page
+    #callback done                              the customer's callback request is dealt with
 
 Everything else the agent wrote is relayed to the customer side From the service address,
 threaded into the case, with the case tag in the subject, so the customer's answer comes back
@@ -31,7 +34,7 @@ from email.utils import format_datetime, make_msgid
 from sqlalchemy import func
 from sqlmodel import select
 
-from mailbot import quotes, subjects
+from mailbot import priority, quotes, subjects
 from mailbot.cases import Context, add_participants, customer_side, record_message, refuse, send
 from mailbot.checks.crypto import is_signature
 from mailbot.config import Settings
@@ -42,7 +45,9 @@ from mailbot.parse import parse
 from mailbot.status import STATUSES, change_status
 from mailbot.verdicts import VerdictKind
 
-_COMMAND = re.compile(r"#(internal|status)\b(.*)", re.IGNORECASE)
+_COMMAND = re.compile(r"#(internal|status|priority|estimate|callback)\b(.*)", re.IGNORECASE)
+_DURATION = re.compile(r"([1-9][0-9]{0,3})(m|h|d|w)")
+_MINUTES = {"m": 1, "h": 60, "d": 24 * 60, "w": 7 * 24 * 60}
 
 
 WARNING = "agent_unverified"
@@ -57,6 +62,9 @@ class Commands:
     internal: bool = False
     status: str | None = None
     silent: bool = False
+    priority: str | None = None
+    estimate_minutes: int | None = None
+    callback_done: bool = False
 
 
 def on_case(ctx: Context, case: Case, mail: ParsedMail, trace: list[str]) -> tuple[VerdictKind, str | None, int | None]:
@@ -90,6 +98,13 @@ def _apply(commands: Commands, line: str, keyword: str, words: list[str]) -> Com
         return replace(commands, internal=True)
     if keyword == "status" and words and words[0] in STATUSES and words[1:] in ([], ["silent"]):
         return replace(commands, status=words[0], silent=len(words) == 2)
+    if keyword == "priority" and len(words) == 1 and words[0] in priority.LEVELS:
+        return replace(commands, priority=words[0])
+    duration = _DURATION.fullmatch(words[0]) if keyword == "estimate" and len(words) == 1 else None
+    if duration is not None:
+        return replace(commands, estimate_minutes=int(duration[1]) * _MINUTES[duration[2]])
+    if keyword == "callback" and words == ["done"]:
+        return replace(commands, callback_done=True)
     raise CommandError(f"cannot read the command line {line!r}")
 
 
@@ -150,7 +165,22 @@ def reply(ctx: Context, case: Case, mail: ParsedMail, text: str, trace: list[str
         status, silent = "open", True
     if status and change_status(ctx, case, status, silent=silent, actor=mail.from_addr):
         trace.append("status_changed")
+    _record_assessment(ctx, case, commands, mail.from_addr, trace)
     ctx.db.add(case)
+
+
+def _record_assessment(ctx: Context, case: Case, commands: Commands, agent: str, trace: list[str]) -> None:
+    """Priority, estimate and callback lines: shown on the case page, never mailed by themselves."""
+    if commands.priority and priority.change_priority(ctx, case, commands.priority, actor=agent):
+        trace.append("priority_changed")
+    if commands.estimate_minutes is not None:
+        case.estimate_minutes, case.estimate_at = commands.estimate_minutes, utcnow()
+        trace.append("estimate_set")
+    if commands.callback_done and case.callback_requested_at is not None:
+        case.callback_requested_at = case.callback_phone = None
+        if not ctx.dry_run:
+            event("callback-done", case=case.number, actor=agent, spool=ctx.spool_id)
+        trace.append("callback_done")
 
 
 def as_mail(settings: Settings, case: Case, agent: str, text: str) -> ParsedMail:

@@ -13,7 +13,7 @@ from email.message import EmailMessage
 
 from sqlmodel import Session, col, select
 
-from mailbot import casetoken, hours, language, outbox, quotes, subjects
+from mailbot import casetoken, hours, language, outbox, priority, quotes, subjects
 from mailbot.config import Language, Settings
 from mailbot.files import FileStore
 from mailbot.logs import event
@@ -243,7 +243,8 @@ def open_case(ctx: Context, mail: ParsedMail) -> Case:
     add_participants(ctx, case, [mail.from_addr], "requester")
     add_participants(ctx, case, copied(ctx, mail, opening=True), "cc")
     record_message(ctx, case, mail)
-    case.answer_due = hours.due_at(case.created, ctx.settings.hours.target_hours, ctx.settings.hours)
+    case.priority = priority.from_mail(mail, ctx.settings)
+    case.answer_due = priority.due_for(case, ctx.settings)
     send(
         ctx, "receipt", requester(ctx, mail),
         {"original_subject": subject, "answer_due": hours.describe(case.answer_due, lang),

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import select
 
-from mailbot import agents, config, db, inbox, logs, outbox, pipeline, secret, selfcheck, views
+from mailbot import agents, config, db, inbox, logs, outbox, pipeline, priority, secret, selfcheck, views
 from mailbot.cases import Context
 from mailbot.config import Settings
 from mailbot.files import FileStore
@@ -109,7 +109,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_cases(args: argparse.Namespace, settings: Settings) -> int:
-    rows = views.list_cases(_engine(settings, read_only=True), args.status, overdue_only=args.overdue)
+    rows = views.list_cases(_engine(settings, read_only=True), args.status, overdue_only=args.overdue,
+                            priority=args.priority)
     if args.json:
         _print_json(rows)
     else:
@@ -204,6 +205,15 @@ def cmd_case_reply(args: argparse.Namespace, settings: Settings) -> int:
             raise UserError(f"case {args.number}: {exc}") from None
     what = "internal note added" if "agent_note" in trace else "reply added"
     print(f"case {args.number}: {what}{_mailed(ctx)}")
+    return 0
+
+
+def cmd_case_priority(args: argparse.Namespace, settings: Settings) -> int:
+    with _on_case(settings, args.number) as (ctx, case):
+        previous = case.priority
+        changed = priority.change_priority(ctx, case, args.level, actor="cli")
+    print(f"case {args.number}: priority {previous} -> {args.level}" if changed
+          else f"case {args.number}: already {args.level}")
     return 0
 
 
@@ -321,8 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", choices=views.CASE_FILTERS, default="open",
                    help="open (every case not closed; the default), closed, all, or one status")
     p.add_argument("--overdue", action="store_true", help="only cases without an agent answer past their target")
+    p.add_argument("--priority", choices=priority.LEVELS, help="only cases of this priority")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per case")
-    help_text = "show, reply to, or change one case: show | reply | status | language | close | reopen | link | relink"
+    help_text = ("show, reply to, or change one case: "
+                 "show | reply | status | language | close | reopen | priority | link | relink")
     case = sub.add_parser("case", help=help_text, description=help_text)
     case_sub = case.add_subparsers(dest="case_command", required=True, metavar="ACTION")
     p = add("show", cmd_case_show, "show a case and its messages", case_sub)
@@ -347,6 +359,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("number", type=int)
     p = add("reopen", cmd_case_reopen, "reopen a resolved or closed case and mail the customer side", case_sub)
     p.add_argument("number", type=int)
+    p = add("priority", cmd_case_priority, "set the priority (its answer target follows); no mail", case_sub)
+    p.add_argument("number", type=int)
+    p.add_argument("level", choices=priority.LEVELS)
     p = add("link", cmd_case_link, "print the link to the customer's case page", case_sub)
     p.add_argument("number", type=int)
     p = add("relink", cmd_case_link, "make a new case page link; every link sent so far stops working", case_sub)

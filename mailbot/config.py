@@ -223,6 +223,17 @@ class TokenSettings(_Section):
         return value
 
 
+Priority = Literal["urgent", "high", "normal", "low"]
+
+
+class PrioritySettings(_Section):
+    """Whether an incoming mail may raise its new case's priority to high (urgent stays the agents'
+    and the callback's): by Importance / X-Priority headers, or a word in the subject."""
+
+    from_mail: Bool = False
+    subject_words: tuple[Annotated[str, Field(min_length=1)], ...] = ("dringend", "urgent", "eilt")
+
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPAN = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
 OpeningSpan = tuple[int, int]
@@ -256,6 +267,8 @@ class HoursSettings(_Section):
     holidays_country: str = ""
     holidays_subdivision: str = ""
     target_hours: Annotated[float, Field(gt=0)] = 8.0
+    # Answer targets of the other priorities; a priority left out uses target_hours.
+    priority_targets: dict[Priority, Annotated[float, Field(gt=0)]] = {}
 
     @model_validator(mode="after")
     def _known_calendar(self) -> HoursSettings:
@@ -406,6 +419,7 @@ class Settings(_Section):
     hours: HoursSettings = HoursSettings()
     imap: ImapSettings = ImapSettings()
     web: WebSettings = WebSettings()
+    priority: PrioritySettings = PrioritySettings()
     tokens: TokenSettings = TokenSettings()
     source: str = DEFAULT_CONFIG
 

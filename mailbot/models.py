@@ -70,6 +70,11 @@ class Case(SQLModel, table=True):
     answered_at: datetime | None = None
     overdue_logged: bool = False
     link_salt: str = ""  # part of the case page link's signature; `case relink` replaces it
+    priority: str = Field(default="normal", index=True)  # urgent | high | normal | low
+    estimate_minutes: int | None = None  # the agent's estimate of the time to fix (#estimate)
+    estimate_at: datetime | None = None
+    callback_requested_at: datetime | None = None  # an open callback request from the case page
+    callback_phone: str | None = None
 
 
 class Participant(SQLModel, table=True):

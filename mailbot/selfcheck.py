@@ -24,7 +24,7 @@ from mailbot.web import app, page
 KINDS = (
     "receipt", "reply_receipt", "status_changed", "agent_reply", "agent_unverified",
     "rich_text", "attachment_type", "too_large", "encrypted",
-    "case_closed", "no_new_cases", "unknown_token",
+    "case_closed", "no_new_cases", "unknown_token", "callback_requested",
 )
 
 
@@ -38,6 +38,7 @@ def _sample() -> dict[str, object]:
                     for reason in ("type", "zip_count", "zip")],
         "why": "no dkim signature of the from domain",
         "case_link": "https://support.example.com/c/10042/HfK2aiG91-kUcYQ2nhOeRHp6",
+        "phone": "+49 30 1234567", "note": "Bitte ab 14 Uhr.",
     }
 
 
@@ -75,14 +76,16 @@ def problems(settings: Settings) -> list[str]:
     return found
 
 
-def _sample_page() -> dict[str, object]:
-    """A case page with one of everything it can show."""
+def _sample_page(callback: bool) -> dict[str, object]:
+    """A case page with one of everything it can show (the callback form, or the open request)."""
     now = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
     case = Case(number=10042, token="SVC-10042-K7MQ", subject="Drucker", requester="kunde@example.org",
-                status="open", answer_due=now)
+                status="open", answer_due=now, estimate_minutes=2880, estimate_at=now,
+                callback_requested_at=now if callback else None)
     files = (page.File(1, "foto.png", "image/png", 2048),)
-    history = tuple(page.Entry(now, who, "Kora", "Text", "Text\n> alt", files)
-                    for who in ("customer", "participant", "support", "page"))
+    history = tuple(page.Entry(now, who, "Kora", "Text", "Text\n> alt", files, action)
+                    for who, action in (("customer", None), ("participant", None), ("support", None),
+                                        ("page", "callback_requested"), ("page", "solved")))
     arrivals = tuple(page.Arrival(now, "customer", "", "Betreff", verdict, reason) for verdict, reason in (
         ("new_case", None), ("reply", None), ("ignored", "auto_reply"), ("quarantined", "unparseable"),
         ("rejected", "rich_text"), ("rejected", "attachment_type"), ("rejected", "too_large"),
@@ -91,16 +94,17 @@ def _sample_page() -> dict[str, object]:
     ))
     view = page.CaseView(case, now, history, arrivals)
     return {"view": view, "case": case, "due": "Dienstag, 24.11.2026, 10:30 Uhr", "signature": "x",
-            "mailto": "mailto:service@example.com", "static": "../.."}
+            "mailto": "mailto:service@example.com", "static": "../..",
+            "csrf": "x", "done": "callback", "refused": "phone"}
 
 
 def _page_problems(settings: Settings) -> list[str]:
     env = app.environment(settings.templates.dir)
     found = []
     for language in settings.templates.languages:
-        for name in ("case.html.j2", "not_found.html.j2"):
+        for name, callback in (("case.html.j2", True), ("case.html.j2", False), ("not_found.html.j2", False)):
             try:
-                app.render(env, settings, name, language, **_sample_page())
+                app.render(env, settings, name, language, **_sample_page(callback))
             except TemplateError as exc:
                 found.append(f"{Path(settings.templates.dir) / 'web' / name} ({language}): "
                              f"{type(exc).__name__}: {exc}")

@@ -38,11 +38,17 @@ def _case_dict(db: Session, case: Case) -> dict[str, Any]:
         "updated": case.updated.isoformat(),
         "answer_due": _iso(case.answer_due),
         "answered_at": _iso(case.answered_at),
+        "priority": case.priority,
+        "estimate_minutes": case.estimate_minutes,
+        "callback_requested_at": _iso(case.callback_requested_at),
+        "callback_phone": case.callback_phone,
     }
 
 
-def list_cases(engine: Engine, status: str = "open", *, overdue_only: bool = False) -> list[dict[str, Any]]:
-    """Cases by `status` (one of CASE_FILTERS); `overdue_only` keeps those past their answer target."""
+def list_cases(engine: Engine, status: str = "open", *, overdue_only: bool = False,
+               priority: str | None = None) -> list[dict[str, Any]]:
+    """Cases by `status` (one of CASE_FILTERS); `overdue_only` keeps those past their answer target,
+    `priority` those of one priority."""
     with Session(engine) as db:
         query = select(Case).order_by(col(Case.number))
         if status == "open":
@@ -51,6 +57,8 @@ def list_cases(engine: Engine, status: str = "open", *, overdue_only: bool = Fal
             query = query.where(Case.status == status)
         if overdue_only:
             query = query.where(overdue.condition(utcnow()))
+        if priority is not None:
+            query = query.where(Case.priority == priority)
         return [_case_dict(db, case) for case in db.exec(query).all()]
 
 
@@ -86,7 +94,7 @@ def show_case(engine: Engine, number: int, *, full: bool = False) -> dict[str, A
 
 def render_case(data: dict[str, Any]) -> str:
     lines = [
-        f"Case {data['number']}  [{data['token']}]  {data['status']}",
+        f"Case {data['number']}  [{data['token']}]  {data['status']}  priority {data['priority']}",
         f"Subject:      {data['subject']}",
         f"Requester:    {data['requester']}",
         f"Language:     {data['language']}",

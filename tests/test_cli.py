@@ -215,7 +215,7 @@ def test_help_lists_every_command() -> None:
     top, case = run_all(["--help"], ["case", "--help"])
     for command in ("run", "check-config", "replay", "cases", "case", "outbox", "quarantine"):
         assert f"\n    {command} " in top.stdout
-    for action in ("show", "reply", "status", "language", "close", "reopen", "link", "relink"):
+    for action in ("show", "reply", "status", "language", "close", "reopen", "priority", "link", "relink"):
         assert f"\n    {action} " in case.stdout
 
 
@@ -243,7 +243,7 @@ def test_the_real_process_prints_one_line_and_no_traceback(tmp_path: Path, sqlit
     expected = [
         (1, "mailbot: case 12345: no such case"),
         (2, "mailbot case: argument ACTION: invalid choice: 'frobnicate' (choose from 'show', 'reply', 'status', "
-            "'language', 'close', 'reopen', 'link', 'relink') (see mailbot case --help)"),
+            "'language', 'close', 'reopen', 'priority', 'link', 'relink') (see mailbot case --help)"),
         (2, "broken.toml: smtp.hostname: expected a string"),
     ]
     failures = run_all(

@@ -48,6 +48,8 @@ def context(language: str, **overrides: Any) -> dict[str, Any]:
         "allowed_files": "JPEG, PNG oder eine ZIP-Datei",
         "why": "no dkim signature of the from domain",
         "case_link": "https://support.example.com/c/10042/HfK2aiG91-kUcYQ2nhOeRHp6",
+        "phone": "+49 30 1234567",
+        "note": "Bitte ab 14 Uhr.",
     } | overrides
 
 

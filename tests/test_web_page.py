@@ -94,6 +94,12 @@ def site(tmp_path: Path, db_url: str) -> Iterator[Site]:
         yield made
 
 
+@pytest.fixture
+def sqlite_site(tmp_path: Path, sqlite_url: str) -> Iterator[Site]:
+    with make_site(tmp_path, sqlite_url) as made:
+        yield made
+
+
 def opened(site: Site, **fields: Any) -> tuple[int, str]:
     """Open a case by mail; returns its number and its tagged subject for replies."""
     row = site.mail(compose(**fields))
@@ -132,6 +138,8 @@ def test_receipt_link_opens_the_page_with_status_history_and_headers(site: Site)
     for name, value in SECURITY_HEADERS.items():
         assert headers[name] == value
     assert "<script" not in html
+    cookie = headers["Set-Cookie"]  # the form token's cookie: https only, never sent cross-site
+    assert all(attribute in cookie for attribute in ("HttpOnly", "SameSite=Strict", "Secure", "Path=/"))
     assert "Drucker &lt;b&gt;streikt&lt;/b&gt;" in html and "<b>streikt" not in html  # autoescaped
     assert re.search(r'id="status">wartet auf Ihre Antwort<', html)
     assert "der Drucker druckt nicht." in html
@@ -184,7 +192,8 @@ def test_wrong_missing_relinked_and_rotated_links_get_the_same_404(site: Site, t
     assert site.get(site.link(number))[0] == 200
 
 
-def test_cli_prints_the_link_and_relink_invalidates_it(site: Site) -> None:
+def test_cli_prints_the_link_and_relink_invalidates_it(sqlite_site: Site) -> None:
+    site = sqlite_site  # the CLI is the same on both backends, and each run costs a process start
     number, _ = opened(site)
 
     def cli(*args: str) -> str:

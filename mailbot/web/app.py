@@ -9,6 +9,8 @@ the secret, so every answer forbids caching, referrers and framing, and the page
 from __future__ import annotations
 
 import asyncio
+import hmac
+import secrets
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -27,8 +29,9 @@ from mailbot.files import FileStore
 from mailbot.logs import event
 from mailbot.models import Case
 from mailbot.notices import attachment_name
-from mailbot.web import page
-from mailbot.web.guard import Window, client_address
+from mailbot.web import actions, page
+from mailbot.web.actions import Refused
+from mailbot.web.guard import Window, client_address, form_token
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
@@ -39,6 +42,9 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
 }
 CASE_PATH = r"/c/{number:[1-9][0-9]{0,17}}/{signature:[A-Za-z0-9_-]{1,64}}"
+FORM_COOKIE = "mailbot_form"
+FORM_LIMIT = 16 * 1024  # bytes of a posted form: a phone number and a short note
+REFUSAL_STATUS = {"phone": 400, "expired": 403, "rate_limited": 429, "callback_open": 409, "not_open": 409}
 _MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
@@ -84,12 +90,15 @@ class CasePage:
         self.engine = engine
         self.settings = settings
         self.failures = Window()
+        self.actions = Window()
         self._envs: dict[str, Environment] = {}
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[self._errors])
+        app = web.Application(middlewares=[self._errors], client_max_size=FORM_LIMIT)
         app.on_response_prepare.append(self._secure)
         app.router.add_get(CASE_PATH, self.show)
+        app.router.add_post(CASE_PATH + "/callback", self.callback)
+        app.router.add_post(CASE_PATH + "/solved", self.solved)
         app.router.add_get(CASE_PATH + r"/files/{file:[0-9]{1,18}}", self.download)
         app.router.add_get("/static/page.css", self.stylesheet)
         return app
@@ -146,12 +155,62 @@ class CasePage:
 
     async def show(self, request: web.Request) -> web.Response:
         settings, case = await self.case(request)
+        return await self.page(request, settings, case, done=request.query.get("done"))
+
+    async def page(self, request: web.Request, settings: Settings, case: Case, *, status: int = 200,
+                   done: str | None = None, refused: str | None = None) -> web.Response:
+        """The case page, with a fresh form token (and its cookie, where the browser has none)."""
         view = await asyncio.to_thread(page.load, self.engine, settings, case)
         language = language_of(settings, case)
         due = hours.describe(view.answer_due.astimezone(ZoneInfo(settings.hours.timezone)), language) \
             if view.answer_due else None
-        return self.render(request, settings, "case.html.j2", language, view=view, case=case, due=due,
-                           signature=request.match_info["signature"], mailto=self.mailto(settings, case))
+        nonce = request.cookies.get(FORM_COOKIE) or secrets.token_urlsafe(16)
+        assert case.number is not None
+        response = self.render(request, settings, "case.html.j2", language, status=status, view=view, case=case,
+                               due=due, signature=request.match_info["signature"], mailto=self.mailto(settings, case),
+                               csrf=form_token(settings.tokens.secret, nonce, case.number), done=done,
+                               refused=refused)
+        if FORM_COOKIE not in request.cookies:
+            response.set_cookie(FORM_COOKIE, nonce, httponly=True, samesite="Strict", path="/",
+                                secure=settings.web.base_url.startswith("https:"))
+        return response
+
+    async def callback(self, request: web.Request) -> web.Response:
+        return await self.act(request, "callback")
+
+    async def solved(self, request: web.Request) -> web.Response:
+        return await self.act(request, "solved")
+
+    async def act(self, request: web.Request, action: str) -> web.Response:
+        """A form: rate-limited per client and per case, checked for its token, then carried out."""
+        settings, case = await self.case(request)
+        assert case.number is not None and case.id is not None
+        client, now, window = self.client(request), time.monotonic(), settings.web.action_window_minutes * 60
+        keys = (f"client:{client}", f"case:{case.number}")
+        try:
+            if any(self.actions.count(k, now, window) >= settings.web.action_limit for k in keys):
+                raise Refused("rate_limited")
+            for k in keys:
+                self.actions.add(k, now, window)
+            form = await request.post()
+            expected = form_token(settings.tokens.secret, request.cookies.get(FORM_COOKIE, ""), case.number)
+            if FORM_COOKIE not in request.cookies or not hmac.compare_digest(str(form.get("csrf", "")), expected):
+                raise Refused("expired")
+            if action == "callback":
+                note = actions.clean_note(str(form.get("note", "")))
+                mailed = await asyncio.to_thread(actions.request_callback, self.engine, settings, case.id,
+                                                 str(form.get("phone", ""))[:64], note)
+            else:
+                await asyncio.to_thread(actions.mark_solved, self.engine, settings, case.id)
+                mailed = []
+        except Refused as refusal:
+            event("page-action-refused", action=action, case=case.number, client=client, reason=refusal.reason)
+            fresh = await asyncio.to_thread(page.find, self.engine, settings, case.number,
+                                            request.match_info["signature"])
+            return await self.page(request, settings, fresh or case, status=REFUSAL_STATUS[refusal.reason],
+                                   refused=refusal.reason)
+        event("page-action", action=action, case=case.number, client=client, mailed=",".join(mailed) or None)
+        raise web.HTTPSeeOther(f"../{request.match_info['signature']}?done={action}")
 
     @staticmethod
     def mailto(settings: Settings, case: Case) -> str:

@@ -1,5 +1,5 @@
-"""Who is asking, and how often: the client address behind a trusted proxy, and sliding-window
-counters for the page's rate limits and for slowing down link guessing.
+"""Who is asking, and how often: the client address behind a trusted proxy, sliding-window
+counters for the page's rate limits and for slowing down link guessing, and form tokens.
 
 Counters live in memory: one process serves the page, and a restart forgetting them costs an
 attacker's guesses nothing they could not get by waiting out the window.
@@ -7,6 +7,7 @@ attacker's guesses nothing they could not get by waiting out the window.
 
 from __future__ import annotations
 
+import hmac
 from collections import deque
 from collections.abc import Sequence
 from ipaddress import IPv4Network, IPv6Network, ip_address
@@ -25,6 +26,15 @@ def client_address(peer: str | None, forwarded_for: str | None,
         if not _trusted(hop, trusted):
             return hop if _valid(hop) else address
     return address
+
+
+def form_token(secret: str, nonce: str, number: int) -> str:
+    """The CSRF token of case `number`'s forms for the browser holding cookie `nonce`.
+
+    The cookie is SameSite=Strict, so a form posted from another site arrives without it and
+    its token cannot match; the token is bound to the case, so one page's form cannot act on another.
+    """
+    return hmac.digest(secret.encode(), f"form:{nonce}:{number}".encode(), "sha256").hex()[:32]
 
 
 def _valid(text: str) -> bool:

@@ -51,6 +51,7 @@ class Entry:
     text: str
     full: str | None  # the whole text, when quoted history was folded away
     files: tuple[File, ...]
+    action: str | None = None  # for the page's own entries: callback_requested | solved
 
 
 @dataclass(frozen=True)
@@ -155,12 +156,13 @@ def load(engine: Engine, settings: Settings, case: Case) -> CaseView:
     history = []
     for row in messages:
         text = _shown_text(row)
-        if not text and not files.get(row.id or 0):
+        if not text and not files.get(row.id or 0) and row.kind != "web":
             continue  # an agent's mail that only carried commands
         name = senders.get(row.spool_id or 0, ("", "", ""))[1] or row.from_addr
         full = row.text.strip() if row.text_new and row.text.strip() != text and row.kind == "mail" else None
         who = "page" if row.kind == "web" else "support" if row.kind == "agent" else author(row.from_addr)
-        history.append(Entry(row.date, who, name, text, full, tuple(files.get(row.id or 0, ()))))
+        action = row.subject if row.kind == "web" else None
+        history.append(Entry(row.date, who, name, text, full, tuple(files.get(row.id or 0, ())), action))
     arrivals = []
     for spool_id, received, verdict, reason, _ in spool:
         address, name, subject = senders[spool_id]
