@@ -333,6 +333,14 @@ class WebSettings(_Section):
     failure_delay_seconds: Annotated[float, Field(ge=0, le=60)] = 2.0
 
 
+class OpsSettings(_Section):
+    """The operators' listener: /healthz and /metrics (Prometheus), apart from the customers' page."""
+
+    enabled: Bool = False
+    host: str = "127.0.0.1"
+    port: Port = 9025
+
+
 class ImapAccount(_Section):
     """One mailbox the IMAP intake watches (a thread each); `port` defaults by `tls`: 993 or 143."""
 
@@ -419,6 +427,7 @@ class Settings(_Section):
     hours: HoursSettings = HoursSettings()
     imap: ImapSettings = ImapSettings()
     web: WebSettings = WebSettings()
+    ops: OpsSettings = OpsSettings()
     priority: PrioritySettings = PrioritySettings()
     tokens: TokenSettings = TokenSettings()
     source: str = DEFAULT_CONFIG

@@ -24,13 +24,15 @@ from mailbot.health import WorkerHealth
 from mailbot.intake_imap import ImapWatcher
 from mailbot.intake_smtp import SmtpIntake, factory
 from mailbot.judgepool import JudgePool
-from mailbot.logs import event
+from mailbot.logs import LOGGER, event
 from mailbot.models import utcnow
 from mailbot.notices import Notices
 from mailbot.outbox import Courier
 from mailbot.smtp_limits import pause_on_resource_errors
 from mailbot.spool_writer import SpoolWriter
 from mailbot.web.app import CasePage
+from mailbot.web.metrics import Metrics
+from mailbot.web.ops import Ops
 from mailbot.web.server import listen
 
 DRAIN_SECONDS = 30.0
@@ -160,6 +162,9 @@ class Daemon:
             ("web.enabled", self.current.web.enabled, fresh.web.enabled),
             ("web.host", self.current.web.host, fresh.web.host),
             ("web.port", self.current.web.port, fresh.web.port),
+            ("ops.enabled", self.current.ops.enabled, fresh.ops.enabled),
+            ("ops.host", self.current.ops.host, fresh.ops.host),
+            ("ops.port", self.current.ops.port, fresh.ops.port),
         ) if old != new]
         for key in fixed:
             event("config-restart-needed", key=key, file=self.config_path)
@@ -250,6 +255,10 @@ class Daemon:
         if settings.web.enabled:
             page = CasePage(self.engine, self.settings).app()
             self.listeners.append(await listen(page, settings.web.host, settings.web.port))
+        metrics = Metrics(self.engine, lambda: self.watchers) if settings.ops.enabled else None
+        if metrics is not None:
+            LOGGER.addHandler(metrics.handler)
+            self.listeners.append(await listen(Ops(self.engine, metrics).app(), settings.ops.host, settings.ops.port))
         self._start_watchers()
         for signum in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(signum, self.stop_requested.set)
@@ -269,7 +278,8 @@ class Daemon:
         self.outbox.wake.set()
         event("started", smtp=f"{settings.smtp.host}:{port}", database=self.engine.url.render_as_string(),
               relay=settings.relay.mode, imap_accounts=len(self.watchers),
-              web=f"{settings.web.host}:{settings.web.port}" if settings.web.enabled else None)
+              web=f"{settings.web.host}:{settings.web.port}" if settings.web.enabled else None,
+              ops=f"{settings.ops.host}:{settings.ops.port}" if settings.ops.enabled else None)
         sdnotify.ready(f"accepting mail on {settings.smtp.host}:{port}")
         interval = sdnotify.watchdog_interval()
         self.watchdog = interval is not None
@@ -288,6 +298,8 @@ class Daemon:
         server.close()
         for listener in self.listeners:
             await listener.cleanup()
+        if metrics is not None:
+            LOGGER.removeHandler(metrics.handler)
         await self._stop_watchers()
         await asyncio.to_thread(self.writer.close)
         scheduler.shutdown(wait=False)

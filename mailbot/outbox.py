@@ -148,7 +148,8 @@ class Courier:
                     self._update(row.id, status="sent", sent_at=now, attempts=row.attempts + 1)
                     late = row.deadline_at is not None and now > row.deadline_at
                     event("notice-sent", kind=row.kind, outbox=row.id, to=row.recipient,
-                          message_id=row.message_id, late=late or None)
+                          message_id=row.message_id, late=late or None,
+                          queued_for=round((now - row.created).total_seconds(), 3))
                     sent += 1
         except sender.TemporaryFailure as exc:
             if not self.relay_down:

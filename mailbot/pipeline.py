@@ -162,12 +162,14 @@ def run(
         error = storable(f"{type(exc).__name__}: {exc}")
         retry = timedelta(seconds=settings.policy.retry_base_seconds)
         state = inbox.record_failure(engine, spool_id, error, settings.policy.max_attempts, retry)
-        event("processing-failed", logging.ERROR, spool=spool_id, attempt=attempt, error=error, state=state)
+        event("processing-failed", logging.ERROR, spool=spool_id, attempt=attempt, error=error, state=state,
+              source=pending.source)
         return state, None
     event(
         VERDICT_EVENTS[outcome.verdict],
         spool=spool_id, message_id=outcome.message_id, case=outcome.case, verdict=outcome.verdict,
         reason=outcome.reason, auth=outcome.auth["result"] if outcome.auth else None, trace=",".join(outcome.trace),
+        source=pending.source,
     )
     return row.status, outcome
 
