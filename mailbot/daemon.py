@@ -253,7 +253,7 @@ class Daemon:
         server = await self.loop.create_server(factory(intake), settings.smtp.host, settings.smtp.port)
         port = server.sockets[0].getsockname()[1]
         if settings.web.enabled:
-            page = CasePage(self.engine, self.settings).app()
+            page = CasePage(self.engine, self.settings, self.outbox.wake.set).app()
             self.listeners.append(await listen(page, settings.web.host, settings.web.port))
         metrics = Metrics(self.engine, lambda: self.watchers) if settings.ops.enabled else None
         if metrics is not None:

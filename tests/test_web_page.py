@@ -144,7 +144,7 @@ def test_receipt_link_opens_the_page_with_status_history_and_headers(site: Site)
     assert re.search(r'id="status">wartet auf Ihre Antwort<', html)
     assert "der Drucker druckt nicht." in html
     assert "Kora Kollegin" in html and "Ergänzung der Kollegin." in html
-    assert "Zitierten Verlauf anzeigen" in html  # the colleague's quote is folded away
+    assert html.count("Zitierten Verlauf anzeigen") == 1  # the colleague's quote is folded away
     assert "Bitte senden Sie die Modellnummer." in html and "#status" not in html
     assert "GEHEIME-NOTIZ" not in html and "#internal" not in html
     assert "Ist meine E-Mail angekommen?" in html and "dem Vorgang hinzugefügt" in html

@@ -86,9 +86,11 @@ def render(env: Environment, settings: Settings, name: str, language: Language, 
 class CasePage:
     """Routes and handlers; `settings` is read per request, so a reload (SIGHUP) takes effect."""
 
-    def __init__(self, engine: Engine, settings: Callable[[], Settings]) -> None:
+    def __init__(self, engine: Engine, settings: Callable[[], Settings],
+                 mail_queued: Callable[[], None] = lambda: None) -> None:
         self.engine = engine
         self.settings = settings
+        self.mail_queued = mail_queued  # wakes the outbox, so the agents hear of a callback at once
         self.failures = Window()
         self.actions = Window()
         self._envs: dict[str, Environment] = {}
@@ -210,6 +212,7 @@ class CasePage:
             return await self.page(request, settings, fresh or case, status=REFUSAL_STATUS[refusal.reason],
                                    refused=refusal.reason)
         event("page-action", action=action, case=case.number, client=client, mailed=",".join(mailed) or None)
+        self.mail_queued()
         raise web.HTTPSeeOther(f"../{request.match_info['signature']}?done={action}")
 
     @staticmethod

@@ -159,7 +159,8 @@ def load(engine: Engine, settings: Settings, case: Case) -> CaseView:
         if not text and not files.get(row.id or 0) and row.kind != "web":
             continue  # an agent's mail that only carried commands
         name = senders.get(row.spool_id or 0, ("", "", ""))[1] or row.from_addr
-        full = row.text.strip() if row.text_new and row.text.strip() != text and row.kind == "mail" else None
+        folded = row.kind == "mail" and row.text_new and row.text.split() != text.split()
+        full = row.text.strip() if folded else None
         who = "page" if row.kind == "web" else "support" if row.kind == "agent" else author(row.from_addr)
         action = row.subject if row.kind == "web" else None
         history.append(Entry(row.date, who, name, text, full, tuple(files.get(row.id or 0, ())), action))
