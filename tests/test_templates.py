@@ -85,7 +85,8 @@ def test_renders_with_every_status_and_due(name: str) -> None:
 
 
 # Mail about a case is only ever sent with one; every other notice may have no case at all.
-CASE_MAIL = ("receipt.txt.j2", "reply_receipt.txt.j2", "status_changed.txt.j2", "agent_reply.txt.j2")
+CASE_MAIL = ("receipt.txt.j2", "reply_receipt.txt.j2", "status_changed.txt.j2", "agent_reply.txt.j2",
+             "callback_requested.txt.j2")
 
 
 @pytest.mark.parametrize("name", [name for name in FILES if Path(name).name not in CASE_MAIL])
