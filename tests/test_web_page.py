@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -24,7 +25,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from support import ROOT, SECRET, base_sections, compose, write_config
 
-from mailbot import config, db, inbox, pipeline
+from mailbot import config, db, inbox, pipeline, selfcheck
 from mailbot.mail import Envelope
 from mailbot.models import Case, InboundSpool, Outbox
 from mailbot.web import links
@@ -283,3 +284,30 @@ def test_client_address_comes_from_x_forwarded_for_only_behind_a_trusted_proxy(
         peer: str, forwarded: str | None, expected: str) -> None:
     trusted = config.WebSettings(trusted_proxies=("127.0.0.1", "10.0.0.0/8")).trusted_proxies  # type: ignore[arg-type]
     assert client_address(peer, forwarded, trusted) == expected
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"web": {"port": "8080"}}, "config.toml: web.port: expected an integer"),
+    ({"web": {"base_url": "support.example.com"}}, "config.toml: web.base_url: "),
+    ({"web": {"trusted_proxies": ["proxy.local"]}}, "config.toml: web.trusted_proxies: "),
+    ({"web": {"failure_delay_seconds": 600}}, "config.toml: web.failure_delay_seconds: "),
+    ({"ops": {"prot": 9025}}, "config.toml: ops.prot: unknown key"),
+    ({"priority": {"from_mail": "yes"}}, "config.toml: priority.from_mail: expected true or false"),
+    ({"hours": {"priority_targets": {"asap": 1.0}}}, "config.toml: hours.priority_targets.asap"),
+])
+def test_check_config_names_bad_web_keys(change: dict[str, dict[str, Any]], expected: str) -> None:
+    document = {"service": {"addresses": ["service@example.com"], "noreply": "noreply@example.com"},
+                "tokens": {"secret": SECRET}, **change}
+    with pytest.raises(config.ConfigError) as raised:
+        config.parse(document, Path("config.toml"))
+    assert any(problem.startswith(expected) for problem in raised.value.problems), raised.value.problems
+
+
+def test_check_config_renders_the_page_templates(tmp_path: Path, sqlite_url: str) -> None:
+    shutil.copytree(ROOT / "templates", tmp_path / "templates")
+    words = tmp_path / "templates" / "web" / "en.j2"
+    words.write_text(words.read_text().replace('{% set arrivals = "Did my email arrive?" %}', ""))
+    with make_site(tmp_path, sqlite_url, templates={"dir": str(tmp_path / "templates")}) as site:
+        problems = selfcheck.template_problems(site.settings)
+    assert len(problems) == 2 and all("case.html.j2 (en): UndefinedError" in p and "arrivals" in p
+                                      for p in problems), problems
