@@ -110,7 +110,8 @@ def test_cases_lists_by_status_as_text_and_json(mailbot: Shell) -> None:
     active = mailbot("cases", "--json").json()
     assert [c["number"] for c in active] == [first]
     assert set(active[0]) == {"number", "token", "subject", "status", "requester", "language", "participants",
-                              "created", "updated", "answer_due", "answered_at"}
+                              "created", "updated", "answer_due", "answered_at", "priority", "estimate_minutes",
+                              "callback_requested_at", "callback_phone"}
     assert active[0]["participants"] == [{"address": "kunde@customer.test", "role": "requester"}]
     assert [c["number"] for c in mailbot("cases", "--status", "closed", "--json").json()] == [second]
     assert [c["number"] for c in mailbot("cases", "--status", "all", "--json").json()] == [first, second]
