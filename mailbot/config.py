@@ -327,9 +327,9 @@ class WebSettings(_Section):
     base_url: Annotated[str, Field(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")] = "http://127.0.0.1:8080"
     # Peers whose X-Forwarded-For names the client (the reverse proxy); nobody else's is believed.
     trusted_proxies: tuple[IPvAnyNetwork, ...] = ()
-    action_limit: Annotated[int, Field(ge=1, strict=True)] = 10
+    action_limit: Annotated[int, Field(ge=1, le=1000, strict=True)] = 10
     action_window_minutes: Annotated[int, Field(ge=1, strict=True)] = 60
-    failure_limit: Annotated[int, Field(ge=1, strict=True)] = 10
+    failure_limit: Annotated[int, Field(ge=1, le=1000, strict=True)] = 10
     failure_delay_seconds: Annotated[float, Field(ge=0, le=60)] = 2.0
 
 

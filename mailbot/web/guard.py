@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from ipaddress import IPv4Network, IPv6Network, ip_address
 
 MAX_KEYS = 10000  # distinct addresses tracked at once; beyond that the stalest are forgotten
+MAX_PER_KEY = 1000  # times kept per key: enough to see any configured limit reached
 
 
 def client_address(peer: str | None, forwarded_for: str | None,
@@ -60,7 +61,7 @@ class Window:
         self.hits: dict[str, deque[float]] = {}
 
     def _recent(self, key: str, now: float, seconds: float) -> deque[float]:
-        times = self.hits.get(key, deque())
+        times = self.hits.get(key, deque(maxlen=MAX_PER_KEY))
         while times and times[0] <= now - seconds:
             times.popleft()
         return times
