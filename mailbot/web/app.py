@@ -111,12 +111,15 @@ class CasePage:
             self._envs[folder] = environment(folder)
         return self._envs[folder]
 
+    @staticmethod
+    def static(request: web.Request) -> str:
+        """The way back to the root from this page: links are relative, so the page works under
+        any path prefix a reverse proxy puts in front of it."""
+        return "/".join([".."] * (request.path.count("/") - 1)) or "."
+
     def render(self, request: web.Request, settings: Settings, name: str, language: Language, *, status: int = 200,
                **context: Any) -> web.Response:
-        """A page; links in it are relative (`static` leads back to the root), so the page works
-        under any path prefix a reverse proxy puts in front of it."""
-        static = "/".join([".."] * (request.path.count("/") - 1)) or "."
-        html = render(self.env(settings), settings, name, language, static=static, **context)
+        html = render(self.env(settings), settings, name, language, static=self.static(request), **context)
         return web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
 
     @staticmethod
@@ -161,17 +164,26 @@ class CasePage:
 
     async def page(self, request: web.Request, settings: Settings, case: Case, *, status: int = 200,
                    done: str | None = None, refused: str | None = None) -> web.Response:
-        """The case page, with a fresh form token (and its cookie, where the browser has none)."""
-        view = await asyncio.to_thread(page.load, self.engine, settings, case)
+        """The case page, with a fresh form token (and its cookie, where the browser has none).
+
+        Reading and rendering both run in a worker thread: a case with a long history costs
+        milliseconds of template work that the SMTP intake on this loop must not wait for.
+        """
         language = language_of(settings, case)
-        due = hours.describe(view.answer_due.astimezone(ZoneInfo(settings.hours.timezone)), language) \
-            if view.answer_due else None
         nonce = request.cookies.get(FORM_COOKIE) or secrets.token_urlsafe(16)
         assert case.number is not None
-        response = self.render(request, settings, "case.html.j2", language, status=status, view=view, case=case,
-                               due=due, signature=request.match_info["signature"], mailto=self.mailto(settings, case),
-                               csrf=form_token(settings.tokens.secret, nonce, case.number), done=done,
-                               refused=refused)
+        context = {"case": case, "signature": request.match_info["signature"], "mailto": self.mailto(settings, case),
+                   "csrf": form_token(settings.tokens.secret, nonce, case.number), "done": done, "refused": refused,
+                   "static": self.static(request)}
+
+        def build() -> str:
+            view = page.load(self.engine, settings, case)
+            due = hours.describe(view.answer_due.astimezone(ZoneInfo(settings.hours.timezone)), language) \
+                if view.answer_due else None
+            return render(self.env(settings), settings, "case.html.j2", language, view=view, due=due, **context)
+
+        html = await asyncio.to_thread(build)
+        response = web.Response(text=html, content_type="text/html", charset="utf-8", status=status)
         if FORM_COOKIE not in request.cookies:
             response.set_cookie(FORM_COOKIE, nonce, httponly=True, samesite="Strict", path="/",
                                 secure=settings.web.base_url.startswith("https:"))
