@@ -67,6 +67,10 @@ def test_callback_request_makes_the_case_urgent_and_mails_the_agents_once(
     case_number, _ = opened(site, sender=CUSTOMER)
     before = site.case(case_number)
     link = site.link(case_number)
+    (_, _), (bad, html) = post(site, f"{link}/callback", {"phone": "12"})
+    assert bad == 400 and "Bitte geben Sie eine Telefonnummer an" in html
+    assert f'action="../../../c/{case_number}/' in html  # answered at .../callback: links still lead home
+    assert site.case(case_number).callback_requested_at is None
     caplog.set_level(logging.INFO, logger="mailbot")
     (_, page), (status, _) = post(site, f"{link}/callback", {"phone": "+49 30 1234567", "note": "Ab 14 Uhr\x00."})
     assert 'id="callback-form"' in page and status == 303
