@@ -80,7 +80,9 @@ class Site:
 @contextmanager
 def make_site(tmp_path: Path, db_url: str, **overrides: dict[str, Any]) -> Iterator[Site]:
     web = {"enabled": True, "base_url": "https://support.example.com", **overrides.pop("web", {})}
-    sections = base_sections(tmp_path, db_url, agents={"addresses": [AGENT]}, web=web, **overrides)
+    templates = {"languages": ["de", "en"], **overrides.pop("templates", {})}
+    sections = base_sections(tmp_path, db_url, agents={"addresses": [AGENT]}, web=web, templates=templates,
+                             **overrides)
     settings = config.load(write_config(tmp_path / "config.toml", sections))
     engine = db.make_engine(settings.database.url)
     try:
@@ -238,9 +240,11 @@ def test_attachments_download_with_their_checked_type_and_only_from_their_case(s
     ("en", {"new": "received", "open": "in progress", "waiting": "waiting for your reply",
             "resolved": "solved", "closed": "closed"}),
 ])
-def test_every_status_in_plain_words(tmp_path: Path, sqlite_url: str, language: str, words: dict[str, str]) -> None:
-    with make_site(tmp_path, sqlite_url, templates={"language": language}) as site:
-        number, _ = opened(site)
+def test_every_status_in_plain_words_of_the_case_language(tmp_path: Path, sqlite_url: str, language: str,
+                                                           words: dict[str, str]) -> None:
+    with make_site(tmp_path, sqlite_url) as site:
+        number, _ = opened(site, headers={"Content-Language": language})
+        assert site.case(number).language == language
         for status, word in words.items():
             with db.session(site.engine) as session:
                 case = session.exec(select(Case).where(Case.number == number)).one()
