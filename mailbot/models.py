@@ -69,8 +69,9 @@ class Case(SQLModel, table=True):
     answer_due: datetime | None = None
     answered_at: datetime | None = None
     overdue_logged: bool = False
-    link_salt: str = ""  # part of the case page link's signature; `case relink` replaces it
-    priority: str = Field(default="normal", index=True)  # urgent | high | normal | low
+    # Part of the case page link's signature; `case relink` replaces it.
+    link_salt: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    priority: str = Field(default="normal", index=True, sa_column_kwargs={"server_default": "normal"})
     estimate_minutes: int | None = None  # the agent's estimate of the time to fix (#estimate)
     estimate_at: datetime | None = None
     callback_requested_at: datetime | None = None  # an open callback request from the case page

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 from support import ROOT, SECRET, base_sections, compose, write_config
@@ -315,3 +316,19 @@ def test_check_config_renders_the_page_templates(tmp_path: Path, sqlite_url: str
         problems = selfcheck.template_problems(site.settings)
     assert len(problems) == 2 and all("case.html.j2 (en): UndefinedError" in p and "arrivals" in p
                                       for p in problems), problems
+
+
+def test_a_database_from_before_the_case_page_gets_its_columns(db_url: str) -> None:
+    engine = db.make_engine(db_url)
+    with engine.begin() as connection:
+        for column in ("link_salt", "estimate_minutes", "callback_phone"):
+            connection.execute(text(f"ALTER TABLE cases DROP COLUMN {column}"))
+        connection.execute(text("INSERT INTO cases (number, subject, status, requester, language, created, "
+                                "updated, overdue_logged) VALUES (10001, 'Alt', 'open', 'k@customer.test', 'de', "
+                                "'2026-01-01', '2026-01-01', false)"))
+    engine.dispose()
+    engine = db.make_engine(db_url)  # what the next start of mailbot does
+    with db.session(engine) as session:
+        found = session.exec(select(Case.link_salt, Case.priority, Case.estimate_minutes, Case.callback_phone)).all()
+    engine.dispose()
+    assert found == [("", "normal", None, None)]
