@@ -21,7 +21,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlmodel import Session, col, select
 from support import ROOT, compose
-from test_web_page import AGENT, CUSTOMER, Site, make_site, opened
+from test_web_page import AGENT, AGENT_AUTH, CUSTOMER, Site, make_site, opened
 
 from mailbot.agents import CommandError, Commands, read_commands
 from mailbot.models import Message, Outbox
@@ -91,7 +91,7 @@ def test_callback_request_makes_the_case_urgent_and_mails_the_agents_once(
     assert again == 409 and "bereits angefordert" in html
     assert len(outbox(site, "callback_requested")) == 1
 
-    site.mail(compose(subject=f"Re: [#{case.token}] {case.subject}", sender=AGENT,
+    site.mail(compose(subject=f"Re: [#{case.token}] {case.subject}", sender=AGENT, headers=AGENT_AUTH,
                       body="#callback done\r\n#estimate 2d\r\nWir haben telefoniert.\r\n"))
     case = site.case(case_number)
     assert case.callback_requested_at is None and case.estimate_minutes == 2 * 24 * 60
@@ -159,7 +159,7 @@ def test_malformed_assessment_commands_are_errors(line: str) -> None:
 def test_agent_priority_moves_the_answer_target_and_shows_on_the_page(site: Site) -> None:
     case_number, tagged = opened(site)
     due = site.case(case_number).answer_due
-    row = site.mail(compose(subject=tagged, sender=AGENT, body="#priority high\r\n"))
+    row = site.mail(compose(subject=tagged, sender=AGENT, headers=AGENT_AUTH, body="#priority high\r\n"))
     assert row.verdict == "reply" and "priority_changed" in (row.trace or "")
     case = site.case(case_number)
     assert case.priority == "high" and case.answer_due is not None and due is not None and case.answer_due < due

@@ -29,6 +29,7 @@ from support import ROOT, SECRET, base_sections, compose, write_config
 from mailbot import config, db, inbox, pipeline, selfcheck
 from mailbot.mail import Envelope
 from mailbot.models import Case, InboundSpool, Outbox
+from mailbot.parse import reverse_path
 from mailbot.web import links
 from mailbot.web.app import SECURITY_HEADERS, CasePage
 from mailbot.web.guard import client_address
@@ -37,6 +38,11 @@ T = TypeVar("T")
 CUSTOMER = "kunde@customer.test"
 COLLEAGUE = "kollegin@customer.test"
 AGENT = "anna@example.com"
+# What the MTA in front (authserv-id mx.example.com, trusted in the config) adds to an agent's signed mail.
+AGENT_AUTH = {"Authentication-Results": "mx.example.com; dkim=pass header.d=example.com; dmarc=pass "
+                                        "header.from=example.com"}
+CUSTOMER_AUTH = {"Authentication-Results": "mx.example.com; dkim=pass header.d=customer.test; dmarc=pass "
+                                           "header.from=customer.test"}  # only then may a mail add its CCs
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000") + b"\0" * 64
 
 
@@ -48,7 +54,8 @@ class Site:
     engine: Engine
 
     def mail(self, raw: bytes) -> InboundSpool:
-        stored = inbox.store(self.engine, raw, Envelope("bounce@customer.test", ("service@example.com",), "smtp"))
+        envelope = Envelope(reverse_path(raw), ("service@example.com",), "smtp")  # the sender's own server
+        stored = inbox.store(self.engine, raw, envelope)
         pipeline.process(self.engine, self.settings, stored.spool_id)
         with Session(self.engine) as session:
             row = session.get(InboundSpool, stored.spool_id)
@@ -83,7 +90,7 @@ def make_site(tmp_path: Path, db_url: str, **overrides: dict[str, Any]) -> Itera
     web = {"enabled": True, "base_url": "https://support.example.com", **overrides.pop("web", {})}
     templates = {"languages": ["de", "en"], **overrides.pop("templates", {})}
     sections = base_sections(tmp_path, db_url, agents={"addresses": [AGENT]}, web=web, templates=templates,
-                             **overrides)
+                             security={"trusted_authserv_ids": ["mx.example.com"]}, **overrides)
     settings = config.load(write_config(tmp_path / "config.toml", sections))
     engine = db.make_engine(settings.database.url)
     try:
@@ -124,7 +131,7 @@ def with_file(subject: str, sender: str, payload: bytes, filename: str) -> bytes
 
 def test_receipt_link_opens_the_page_with_status_history_and_headers(site: Site) -> None:
     number, tagged = opened(site, sender=f"Karl Kunde <{CUSTOMER}>", subject="Drucker <b>streikt</b>",
-                            headers={"Cc": f"Kora Kollegin <{COLLEAGUE}>"},
+                            headers={"Cc": f"Kora Kollegin <{COLLEAGUE}>", **CUSTOMER_AUTH},
                             body="Hallo,\r\nder Drucker druckt nicht.\r\n")
     with Session(site.engine) as session:
         receipt = session.exec(select(Outbox).where(Outbox.kind == "receipt", Outbox.recipient == CUSTOMER)).one()
@@ -134,8 +141,10 @@ def test_receipt_link_opens_the_page_with_status_history_and_headers(site: Site)
 
     site.mail(compose(subject=tagged, sender=f"Kora Kollegin <{COLLEAGUE}>",
                       body="Ergänzung der Kollegin.\r\n\r\nAm Montag schrieb Karl:\r\n> der Drucker druckt nicht.\r\n"))
-    site.mail(compose(subject=tagged, sender=AGENT, body="#internal\r\nGEHEIME-NOTIZ: Kunde zahlt spät.\r\n"))
-    site.mail(compose(subject=tagged, sender=AGENT, body="#status waiting\r\nBitte senden Sie die Modellnummer.\r\n"))
+    site.mail(compose(subject=tagged, sender=AGENT, headers=AGENT_AUTH,
+                      body="#internal\r\nGEHEIME-NOTIZ: Kunde zahlt spät.\r\n"))
+    site.mail(compose(subject=tagged, sender=AGENT, headers=AGENT_AUTH,
+                      body="#status waiting\r\nBitte senden Sie die Modellnummer.\r\n"))
 
     status, html, headers = site.get(site.link(number))
     assert status == 200, html
@@ -158,15 +167,11 @@ def test_refused_mail_is_listed_with_its_reason_and_what_to_do(site: Site) -> No
     number, tagged = opened(site, sender=CUSTOMER)
     refused = site.mail(with_file(tagged, CUSTOMER, b"MZ\x90\x00\x03" + b"\0" * 200, "rechnung.exe"))
     assert (refused.verdict, refused.reason, refused.case_number) == ("rejected", "attachment_type", number)
-    stranger = site.mail(compose(subject=tagged, sender="fremd@elsewhere.test"))
-    assert (stranger.verdict, stranger.reason) == ("rejected", "not_participant")
 
     status, html, _ = site.get(site.link(number))
     assert status == 200
     assert "nicht angenommen: Anhang eines nicht erlaubten Dateityps" in html
     assert "ohne den Anhang noch einmal" in html
-    assert "nicht angenommen: Absender gehört nicht zum Vorgang" in html
-    assert "fremd@elsewhere.test" not in html  # a stranger is "another sender", nothing more
 
 
 def test_wrong_missing_relinked_and_rotated_links_get_the_same_404(site: Site, tmp_path: Path) -> None:
