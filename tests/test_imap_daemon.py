@@ -122,3 +122,22 @@ def test_check_config_connect_logs_in_everywhere(tmp_path: Path, server: Dovecot
     lines = bad.stderr.splitlines()
     assert [line.split(":")[0] for line in lines] == ["relay 127.0.0.1", f"imap account other ({server.host}"]
     assert "Traceback" not in bad.stderr
+
+
+def test_mail_from_a_trusted_account_acts_as_the_agent_it_is_from(
+    tmp_path: Path, server: Dovecot, relay: Relay, daemon_factory: Callable[..., DaemonProcess]
+) -> None:
+    """`trusted = true`: an internal mailbox only staff can deliver to counts as authenticated."""
+    sections = base_sections(tmp_path, f"sqlite:///{tmp_path / 'mailbot.db'}", relay=relay.sections(),
+                             agents={"addresses": ["anna@example.com"]})
+    daemon = daemon_factory(sections, accounts=[account(server, trusted=True, poll_interval=0.5, idle=False)])
+    server.append(mail(1))
+    receipt = wait_for(relay.messages, timeout=20)[0].message
+    answer = mail(2, sender="anna@example.com").replace(b"Subject: Printer broken 2",
+                                                        f"Subject: Re: {receipt['Subject']}".encode())
+    server.append(answer.replace(b"Message number 2.", b"Bitte neu starten."))
+    relayed = wait_for(lambda: relay.messages()[1:], timeout=20)[0]
+    assert relayed.rcpt_tos == ["alice@example.org"] and relayed.message["X-Mailbot-Notice"] == "agent_reply"
+    with Session(daemon.engine()) as session:
+        rows = session.exec(select(InboundSpool.auth).order_by(InboundSpool.id)).all()
+    assert rows == ["pass: trusted imap account support"] * 2
