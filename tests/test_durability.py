@@ -127,9 +127,9 @@ def test_mail_that_keeps_failing_is_quarantined_and_blocks_nothing(
     templates = tmp_path / "templates"
     for language in ("de", "en"):
         (templates / language).mkdir(parents=True)
-        for kind in ("receipt", "reply_receipt"):
-            source = Path(__file__).parents[1] / "templates" / language / f"{kind}.txt.j2"
-            (templates / language / f"{kind}.txt.j2").write_text(source.read_text())
+        for name in ("receipt.txt.j2", "reply_receipt.txt.j2", "_dropped.j2"):  # the receipts include _dropped
+            source = Path(__file__).parents[1] / "templates" / language / name
+            (templates / language / name).write_text(source.read_text())
     sections = base_sections(tmp_path, sqlite_url, relay=relay.sections(),
                              templates={"dir": str(templates)}, policy={"max_attempts": 3})
     desk = Desk(daemon_factory(sections), relay)
