@@ -102,7 +102,9 @@ def main() -> None:
         folder = Path(tmp)
         sections = base_sections(folder, args.database_url or f"sqlite:///{folder / 'mailbot.db'}",
                                  relay={"mode": "smtp", "host": "127.0.0.1", "port": controller.port},
-                                 policy={"notice_limit": 100000}, smtp={"max_mails_per_ip_per_minute": 0})
+                                 policy={"notice_limit": 100000, "domain_hourly_limit": 100000,
+                                         "global_hourly_limit": 100000},
+                                 smtp={"max_mails_per_ip_per_minute": 0})
         daemon = DaemonProcess(write_config(folder / "config.toml", sections), folder / "mailbot.log").start()
         try:
             import socket
