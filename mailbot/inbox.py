@@ -131,14 +131,19 @@ def status(engine: Engine, spool_id: int) -> str:
 
 def due(engine: Engine, now: datetime, limit: int) -> list[int]:
     """Pending rows whose next attempt is due, oldest first."""
+    return [spool_id for spool_id, _ in due_with_attempts(engine, now, limit)]
+
+
+def due_with_attempts(engine: Engine, now: datetime, limit: int) -> list[tuple[int, int]]:
+    """(id, attempts started so far) of the pending rows whose next attempt is due, oldest first."""
     with Session(engine) as db:
         query = (
-            select(InboundSpool.id)
+            select(InboundSpool.id, InboundSpool.attempts)
             .where(InboundSpool.status == "pending", InboundSpool.next_attempt_at <= now)
             .order_by(col(InboundSpool.id))
             .limit(limit)
         )
-        return [i for i in db.exec(query).all() if i is not None]
+        return [(i, attempts) for i, attempts in db.exec(query).all() if i is not None]
 
 
 def next_due(engine: Engine) -> datetime | None:
@@ -149,32 +154,42 @@ def next_due(engine: Engine) -> datetime | None:
 
 
 def begin_attempt(engine: Engine, spool_id: int, max_attempts: int) -> InboundSpool | None:
+    """`begin_attempts` for one row: the row with its attempt counted, or None."""
+    rows = begin_attempts(engine, [spool_id], max_attempts)
+    return rows[0] if rows else None
+
+
+def begin_attempts(engine: Engine, spool_ids: list[int], max_attempts: int) -> list[InboundSpool]:
     """Count an attempt *before* processing, so a mail that crashes the process is still capped.
 
-    Returns the row (with the attempt counted), or None when it is no longer pending. A row
-    whose attempts are used up without a recorded outcome killed the process (or its judge)
-    each time: it is quarantined here, at the claim, as `crashed_processing`, and never tried
-    again at the next start.
+    Returns the rows still pending, with the attempt counted, in spool order. A row whose
+    attempts are used up without a recorded outcome killed the process (or its judge) each
+    time: it is quarantined here, at the claim, as `crashed_processing`, and never tried again
+    at the next start. One transaction for the whole batch.
     """
-    with Session(engine) as db:
-        result = db.execute(
+    with Session(engine, expire_on_commit=False) as db:
+        counted = set(db.exec(
             update(InboundSpool)
-            .where(col(InboundSpool.id) == spool_id, col(InboundSpool.status) == "pending",
+            .where(col(InboundSpool.id).in_(spool_ids), col(InboundSpool.status) == "pending",
                    col(InboundSpool.attempts) < max_attempts)
             .values(attempts=InboundSpool.attempts + 1)
-        )
-        db.commit()
-        if getattr(result, "rowcount", 0) == 1:
-            return db.get(InboundSpool, spool_id)
-        row = db.get(InboundSpool, spool_id)
-        if row is not None and row.status == "pending" and row.attempts >= max_attempts:
+            .returning(col(InboundSpool.id))
+        ).scalars())
+        spent = db.exec(select(InboundSpool).where(
+            col(InboundSpool.id).in_(set(spool_ids) - counted), col(InboundSpool.status) == "pending",
+            col(InboundSpool.attempts) >= max_attempts,
+        )).all()
+        for row in spent:
             row.status, row.verdict, row.processed_at = "quarantined", "quarantined", utcnow()
             row.reason = f"crashed_processing: {row.attempts} attempts started, none finished"
             db.add(row)
-            db.commit()
-            event("quarantined", logging.ERROR, spool=spool_id, message_id=row.message_id, verdict="quarantined",
-                  reason="crashed_processing", attempts=row.attempts, last_error=row.last_error)
-        return None
+        rows = db.exec(select(InboundSpool).where(col(InboundSpool.id).in_(counted))
+                       .order_by(col(InboundSpool.id))).all()
+        db.commit()
+    for row in spent:
+        event("quarantined", logging.ERROR, spool=row.id, message_id=row.message_id, verdict="quarantined",
+              reason="crashed_processing", attempts=row.attempts, last_error=row.last_error)
+    return list(rows)
 
 
 def undo_attempt(engine: Engine, spool_id: int) -> None:

@@ -196,9 +196,11 @@ class ImapWatcher:
         limit = settings.smtp.max_message_size
         sizes = session.sizes(uids)
         targets: dict[str, list[int]] = {}
+        waiting: dict[int, tuple[list[int], int]] = {}  # spool id -> (its UIDs, attempts so far), to process
         fitting = {uid: size for uid, size in sizes.items() if size <= limit}
         # Every fetched mail goes to the writer at once, so the batch is stored in few transactions
-        # (group commit); each is then processed and moved in UID order once its commit is done.
+        # (group commit); then what needs it is processed as pipeline batches (one transaction
+        # each, judged on all cores), and moved in UID order once its commit is done.
         arrived = []
         for uid, raw in session.bodies(fitting):
             if self._stopping.is_set():  # stop between messages; what is done still gets moved
@@ -212,8 +214,10 @@ class ImapWatcher:
             if self._stopping.is_set():  # the rest is stored: the daemon's worker processes it
                 break
             stored = future.result(settings.database.store_timeout_seconds)
-            self._settle(settings, uid, envelope, size, stored, targets)
-        for folder, moving in targets.items():
+            self._settle(uid, envelope, size, stored, targets, waiting)
+        self._process(settings, waiting, targets)
+        for folder, unsorted in targets.items():
+            moving = sorted(unsorted)
             session.move(moving, folder)
             event("moved", account=self.account.name, folder=folder, count=len(moving),
                   uids=f"{moving[0]}..{moving[-1]}" if len(moving) > 1 else moving[0])
@@ -224,8 +228,8 @@ class ImapWatcher:
         key = source_key(self.account, session.uidvalidity, uid)
         return uid, envelope, declared_size or len(raw), self.writer.submit(raw, envelope, key)
 
-    def _settle(self, settings: Settings, uid: int, envelope: Envelope, size: int, stored: Stored,
-                targets: dict[str, list[int]]) -> None:
+    def _settle(self, uid: int, envelope: Envelope, size: int, stored: Stored, targets: dict[str, list[int]],
+                waiting: dict[int, tuple[list[int], int]]) -> None:
         event("stored", spool=stored.spool_id, source=envelope.source, uid=uid, size=size,
               duplicate=stored.duplicate or None, mail_from=envelope.mail_from)
         # Seen before (a refetch after a crash, or the same mail by SMTP too): only move it,
@@ -233,15 +237,29 @@ class ImapWatcher:
         # waits for a retry is left to the daemon's worker and its backoff.
         row = inbox.get(self.engine, stored.spool_id) if stored.duplicate else None
         if row is not None and not (row.status == "pending" and row.next_attempt_at <= utcnow()):
-            state = row.status
+            self._target(targets, uid, row.status)
         else:
-            if self._notices is None or self._notices[0] is not settings:
-                self._notices = (settings, Notices(settings))
-            state = pipeline.process(self.engine, settings, stored.spool_id, self._notices[1], self.judges)
-            if not stored.duplicate:
-                self.on_stored(stored.spool_id)
+            uids, _ = waiting.setdefault(stored.spool_id, ([], row.attempts if row is not None else 0))
+            uids.append(uid)  # one mail under two UIDs (sent twice) is processed once, both moved
+        self.health.progress()
+
+    def _process(self, settings: Settings, waiting: dict[int, tuple[list[int], int]],
+                 targets: dict[str, list[int]]) -> None:
+        """The stored mails through the pipeline in spool order (see pipeline.process_in_order);
+        when stopping, they are left stored and in the folder, for the next pass to take."""
+        if not waiting or self._stopping.is_set():
+            return
+        if self._notices is None or self._notices[0] is not settings:
+            self._notices = (settings, Notices(settings))
+        due = [(spool_id, attempts) for spool_id, (_, attempts) in sorted(waiting.items())]
+        results = pipeline.process_in_order(self.engine, settings, due, self._notices[1], self.judges)
+        for spool_id, (uids, _) in waiting.items():
+            for uid in uids:
+                self._target(targets, uid, results[spool_id][0])
+        self.on_stored(next(iter(waiting)))  # wakes the outbox for the receipts just queued
+        self.health.progress()
+
+    def _target(self, targets: dict[str, list[int]], uid: int, state: str) -> None:
         folder = {"done": self.account.processed_folder, "quarantined": self.account.quarantine_folder}.get(state)
         if folder is not None:  # "pending": stays in the folder, moved by a later pass once decided
             targets.setdefault(folder, []).append(uid)
-        self.health.progress()
-
