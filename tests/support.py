@@ -27,6 +27,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from aiosmtpd.smtp import Session as SmtpSession
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -273,3 +274,14 @@ class Desk:
             [sys.executable, "-m", "mailbot", "--config", str(self.daemon.config_path), *args],
             capture_output=True, text=True, cwd=str(ROOT), timeout=60,
         )
+
+
+def database_from_before(db_url: str, statements: Sequence[str]) -> Engine:
+    """A database as an older mailbot left it (`statements` drop what it lacked and add its rows),
+    opened again the way the next start of mailbot opens it: the upgrade under test."""
+    engine = db.make_engine(db_url)
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.execute(text(statement))
+    engine.dispose()
+    return db.make_engine(db_url)

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
-from support import base_sections, compose, write_config
+from support import base_sections, compose, database_from_before, write_config
 from test_auth import Keys
 from test_status import events
 
@@ -261,16 +261,14 @@ def test_forged_agent_warning_is_one_mail_per_window(make: Any) -> None:
 
 
 def test_a_database_from_before_gets_the_new_columns(db_url: str) -> None:
-    engine = db.make_engine(db_url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP INDEX ix_outbox_recipient_domain"))
-        for table, column in (("inbound_spool", "auth"), ("inbound_spool", "peer"), ("outbox", "recipient_domain")):
-            connection.execute(text(f"ALTER TABLE {table} DROP COLUMN {column}"))
-        connection.execute(text("INSERT INTO outbox (kind, recipient, message_id, raw, status, attempts, "
-                                "next_attempt_at, created, breach_logged) VALUES ('receipt', 'k@customer.test', "
-                                "'<m@x>', '', 'sent', 1, '2026-01-01', '2026-01-01', false)"))
-    engine.dispose()
-    engine = db.make_engine(db_url)  # what the next start of mailbot does
+    engine = database_from_before(db_url, [
+        "DROP INDEX ix_outbox_recipient_domain",
+        *(f"ALTER TABLE {table} DROP COLUMN {column}"
+          for table, column in (("inbound_spool", "auth"), ("inbound_spool", "peer"), ("outbox", "recipient_domain"))),
+        "INSERT INTO outbox (kind, recipient, message_id, raw, status, attempts, next_attempt_at, created, "
+        "breach_logged) VALUES ('receipt', 'k@customer.test', '<m@x>', '', 'sent', 1, '2026-01-01', '2026-01-01', "
+        "false)",
+    ])
     with Session(engine) as session:
         assert session.exec(select(Outbox.recipient_domain)).all() == [""]
         assert session.exec(select(InboundSpool.auth, InboundSpool.peer)).all() == []

@@ -21,10 +21,9 @@ from typing import Any, TypeVar
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
-from support import ROOT, SECRET, base_sections, compose, write_config
+from support import ROOT, SECRET, base_sections, compose, database_from_before, write_config
 
 from mailbot import config, db, inbox, pipeline, selfcheck
 from mailbot.mail import Envelope
@@ -324,15 +323,11 @@ def test_check_config_renders_the_page_templates(tmp_path: Path, sqlite_url: str
 
 
 def test_a_database_from_before_the_case_page_gets_its_columns(db_url: str) -> None:
-    engine = db.make_engine(db_url)
-    with engine.begin() as connection:
-        for column in ("link_salt", "estimate_minutes", "callback_phone"):
-            connection.execute(text(f"ALTER TABLE cases DROP COLUMN {column}"))
-        connection.execute(text("INSERT INTO cases (number, subject, status, requester, language, created, "
-                                "updated, overdue_logged) VALUES (10001, 'Alt', 'open', 'k@customer.test', 'de', "
-                                "'2026-01-01', '2026-01-01', false)"))
-    engine.dispose()
-    engine = db.make_engine(db_url)  # what the next start of mailbot does
+    engine = database_from_before(db_url, [
+        *(f"ALTER TABLE cases DROP COLUMN {column}" for column in ("link_salt", "estimate_minutes", "callback_phone")),
+        "INSERT INTO cases (number, subject, status, requester, language, created, updated, overdue_logged) "
+        "VALUES (10001, 'Alt', 'open', 'k@customer.test', 'de', '2026-01-01', '2026-01-01', false)",
+    ])
     with db.session(engine) as session:
         found = session.exec(select(Case.link_salt, Case.priority, Case.estimate_minutes, Case.callback_phone)).all()
     engine.dispose()
